@@ -1,0 +1,223 @@
+/// Desired state of a replicated workload: how many replicas of which template.
+public struct Deployment: Resource {
+    public static let resourceKind = ResourceKind.deployment
+    public var apiVersion: String
+    public var kind: String
+    public var metadata: ObjectMeta
+    public var spec: DeploymentSpec
+    public var status: DeploymentStatus?
+
+    public init(metadata: ObjectMeta, spec: DeploymentSpec, status: DeploymentStatus? = nil) {
+        self.apiVersion = weftAPIVersion
+        self.kind = Self.resourceKind.rawValue
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct DeploymentSpec: Codable, Sendable, Hashable {
+    /// Desired number of replicas (default 1).
+    public var replicas: Int?
+    /// Must match the template's labels when given; defaults to them.
+    public var selector: LabelSelector?
+    public var template: ReplicaTemplate
+    public var strategy: DeploymentStrategy?
+
+    public init(replicas: Int? = nil, selector: LabelSelector? = nil, template: ReplicaTemplate, strategy: DeploymentStrategy? = nil) {
+        self.replicas = replicas
+        self.selector = selector
+        self.template = template
+        self.strategy = strategy
+    }
+
+    public var desiredReplicas: Int { replicas ?? 1 }
+}
+
+/// How replicas of an old template are replaced by the new one.
+public struct DeploymentStrategy: Codable, Sendable, Hashable {
+    /// `RollingUpdate` (default) or `Recreate`.
+    public var type: String?
+    public var rollingUpdate: RollingUpdateStrategy?
+
+    public init(type: String? = nil, rollingUpdate: RollingUpdateStrategy? = nil) {
+        self.type = type
+        self.rollingUpdate = rollingUpdate
+    }
+}
+
+/// Bounds of a rolling update, as a count (`1`) or a share of the replicas (`"25%"`).
+public struct RollingUpdateStrategy: Codable, Sendable, Hashable {
+    public var maxSurge: PortReference?
+    public var maxUnavailable: PortReference?
+
+    public init(maxSurge: PortReference? = nil, maxUnavailable: PortReference? = nil) {
+        self.maxSurge = maxSurge
+        self.maxUnavailable = maxUnavailable
+    }
+}
+
+public struct ReplicaTemplate: Codable, Sendable, Hashable {
+    public var metadata: TemplateMetadata?
+    public var spec: WorkloadSpec
+
+    public init(metadata: TemplateMetadata? = nil, spec: WorkloadSpec) {
+        self.metadata = metadata
+        self.spec = spec
+    }
+}
+
+public struct TemplateMetadata: Codable, Sendable, Hashable {
+    public var labels: [String: String]?
+    public var annotations: [String: String]?
+
+    public init(labels: [String: String]? = nil, annotations: [String: String]? = nil) {
+        self.labels = labels
+        self.annotations = annotations
+    }
+}
+
+/// What one replica runs: a process with its arguments, environment, ports, probes and resources.
+public struct WorkloadSpec: Codable, Sendable, Hashable {
+    public var command: [String]
+    public var args: [String]?
+    public var env: [EnvVar]?
+    public var workingDir: String?
+    public var ports: [ContainerPort]?
+    public var readinessProbe: Probe?
+    public var livenessProbe: Probe?
+    public var resources: ResourceRequirements?
+    /// Seconds between SIGTERM and SIGKILL when the replica stops (default 30).
+    public var terminationGracePeriodSeconds: Int?
+
+    public init(command: [String], args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
+                ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
+                resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil) {
+        self.command = command
+        self.args = args
+        self.env = env
+        self.workingDir = workingDir
+        self.ports = ports
+        self.readinessProbe = readinessProbe
+        self.livenessProbe = livenessProbe
+        self.resources = resources
+        self.terminationGracePeriodSeconds = terminationGracePeriodSeconds
+    }
+
+    public var gracePeriodSeconds: Int { terminationGracePeriodSeconds ?? 30 }
+}
+
+public struct EnvVar: Codable, Sendable, Hashable {
+    public var name: String
+    public var value: String?
+
+    public init(name: String, value: String?) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A named port of a replica. The process driver gives each one a free host port.
+public struct ContainerPort: Codable, Sendable, Hashable {
+    public var name: String
+    /// The port inside the replica's own network (used by the netns and OCI drivers).
+    public var containerPort: Int?
+    /// `TCP` (default) or `UDP`.
+    public var `protocol`: String?
+
+    public init(name: String, containerPort: Int? = nil, protocol: String? = nil) {
+        self.name = name
+        self.containerPort = containerPort
+        self.protocol = `protocol`
+    }
+}
+
+/// A health check: exactly one of `httpGet`, `tcpSocket`, `exec`.
+public struct Probe: Codable, Sendable, Hashable {
+    public var httpGet: HTTPGetAction?
+    public var tcpSocket: TCPSocketAction?
+    public var exec: ExecAction?
+    public var initialDelaySeconds: Int?
+    public var periodSeconds: Int?
+    public var timeoutSeconds: Int?
+    public var successThreshold: Int?
+    public var failureThreshold: Int?
+
+    public init(httpGet: HTTPGetAction? = nil, tcpSocket: TCPSocketAction? = nil, exec: ExecAction? = nil,
+                initialDelaySeconds: Int? = nil, periodSeconds: Int? = nil, timeoutSeconds: Int? = nil,
+                successThreshold: Int? = nil, failureThreshold: Int? = nil) {
+        self.httpGet = httpGet
+        self.tcpSocket = tcpSocket
+        self.exec = exec
+        self.initialDelaySeconds = initialDelaySeconds
+        self.periodSeconds = periodSeconds
+        self.timeoutSeconds = timeoutSeconds
+        self.successThreshold = successThreshold
+        self.failureThreshold = failureThreshold
+    }
+
+    public var initialDelay: Int { initialDelaySeconds ?? 0 }
+    /// Default 2 s: shorter than Kubernetes' 10 s, because endpoints should follow readiness quickly.
+    public var period: Int { periodSeconds ?? 2 }
+    public var timeout: Int { timeoutSeconds ?? 1 }
+    public var successes: Int { successThreshold ?? 1 }
+    public var failures: Int { failureThreshold ?? 3 }
+}
+
+public struct HTTPGetAction: Codable, Sendable, Hashable {
+    public var path: String?
+    public var port: PortReference
+
+    public init(path: String? = nil, port: PortReference) {
+        self.path = path
+        self.port = port
+    }
+}
+
+public struct TCPSocketAction: Codable, Sendable, Hashable {
+    public var port: PortReference
+
+    public init(port: PortReference) { self.port = port }
+}
+
+public struct ExecAction: Codable, Sendable, Hashable {
+    public var command: [String]
+
+    public init(command: [String]) { self.command = command }
+}
+
+public struct ResourceRequirements: Codable, Sendable, Hashable {
+    public var requests: ResourceList?
+    public var limits: ResourceList?
+
+    public init(requests: ResourceList? = nil, limits: ResourceList? = nil) {
+        self.requests = requests
+        self.limits = limits
+    }
+}
+
+/// CPU (`500m`, `2`) and memory (`64Mi`, `1G`) quantities, Kubernetes notation.
+public struct ResourceList: Codable, Sendable, Hashable {
+    public var cpu: String?
+    public var memory: String?
+
+    public init(cpu: String? = nil, memory: String? = nil) {
+        self.cpu = cpu
+        self.memory = memory
+    }
+}
+
+/// Observed state of a deployment, kept by the controller.
+public struct DeploymentStatus: Codable, Sendable, Hashable {
+    public var observedGeneration: Int?
+    public var replicas: Int
+    public var updatedReplicas: Int
+    public var readyReplicas: Int
+
+    public init(observedGeneration: Int? = nil, replicas: Int = 0, updatedReplicas: Int = 0, readyReplicas: Int = 0) {
+        self.observedGeneration = observedGeneration
+        self.replicas = replicas
+        self.updatedReplicas = updatedReplicas
+        self.readyReplicas = readyReplicas
+    }
+}

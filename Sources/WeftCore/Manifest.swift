@@ -1,0 +1,90 @@
+/// An object a user may apply.
+public enum AppliedObject: Sendable, Equatable {
+    case deployment(Deployment)
+    case service(Service)
+
+    public var kind: ResourceKind {
+        switch self {
+        case .deployment: return .deployment
+        case .service: return .service
+        }
+    }
+
+    public var metadata: ObjectMeta {
+        switch self {
+        case .deployment(let d): return d.metadata
+        case .service(let s): return s.metadata
+        }
+    }
+}
+
+/// All the problems found in one manifest document.
+public struct ManifestError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `Kind/name` when they could be read, for messages such as `Deployment/cart: spec.replicas: ...`.
+    public var object: String?
+    public var errors: [FieldError]
+
+    public init(object: String?, errors: [FieldError]) {
+        self.object = object
+        self.errors = errors
+    }
+
+    public var description: String {
+        errors.map { (object.map { "\($0): " } ?? "") + $0.description }.joined(separator: "\n")
+    }
+}
+
+/// Turns one decoded manifest document into a checked, normalised object.
+public enum Manifest {
+    /// Decodes and validates `document`. The result has its namespace defaulted to `namespace` and
+    /// server-managed fields (uid, resourceVersion, timestamps, generation, status) removed.
+    public static func decode(_ document: JSONValue, defaultNamespace namespace: String = defaultNamespace) throws(ManifestError) -> AppliedObject {
+        guard case .object(let members) = document else {
+            throw ManifestError(object: nil, errors: [FieldError(path: "", message: "a manifest must be an object with apiVersion, kind, metadata and spec, got \(document.typeDescription)")])
+        }
+        let objectName = members["metadata"]?["name"]?.stringValue
+        let kindText = members["kind"]?.stringValue
+        let label = kindText.map { k in objectName.map { "\(k)/\($0)" } ?? k }
+        guard let kindText else {
+            throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "is required (Deployment or Service)")])
+        }
+        guard let kind = ResourceKind(rawValue: kindText) else {
+            throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "unknown kind \"\(kindText)\"; Weft accepts Deployment and Service")])
+        }
+        guard kind.isUserManaged else {
+            throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "\(kind.rawValue) objects are managed by Weft and cannot be applied")])
+        }
+        func decoded<T: Decodable>(_ type: T.Type) throws(ManifestError) -> T {
+            do throws(FieldError) {
+                return try StrictDecoder.decode(type, from: document)
+            } catch {
+                throw ManifestError(object: label, errors: [error])
+            }
+        }
+        let object: AppliedObject
+        let errors: [FieldError]
+        switch kind {
+        case .deployment:
+            var deployment = try decoded(Deployment.self)
+            deployment.metadata = normalised(deployment.metadata, namespace: namespace)
+            deployment.status = nil
+            errors = Validation.validate(deployment)
+            object = .deployment(deployment)
+        case .service:
+            var service = try decoded(Service.self)
+            service.metadata = normalised(service.metadata, namespace: namespace)
+            errors = Validation.validate(service)
+            object = .service(service)
+        case .replica, .node:
+            preconditionFailure("not user-managed")
+        }
+        guard errors.isEmpty else { throw ManifestError(object: label, errors: errors) }
+        return object
+    }
+
+    static func normalised(_ metadata: ObjectMeta, namespace: String) -> ObjectMeta {
+        var m = ObjectMeta(name: metadata.name, namespace: metadata.namespace ?? namespace, labels: metadata.labels)
+        m.annotations = metadata.annotations
+        return m
+    }
+}

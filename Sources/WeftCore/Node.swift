@@ -1,0 +1,40 @@
+/// A machine that runs replicas, registered by its agent.
+public struct Node: Resource {
+    public static let resourceKind = ResourceKind.node
+    public var apiVersion: String
+    public var kind: String
+    public var metadata: ObjectMeta
+    public var spec: NodeSpec?
+    public var status: NodeStatus?
+
+    public init(metadata: ObjectMeta, spec: NodeSpec? = nil, status: NodeStatus? = nil) {
+        self.apiVersion = weftAPIVersion
+        self.kind = Self.resourceKind.rawValue
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct NodeSpec: Codable, Sendable, Hashable {
+    public var unschedulable: Bool?
+
+    public init(unschedulable: Bool? = nil) { self.unschedulable = unschedulable }
+}
+
+public struct NodeStatus: Codable, Sendable, Hashable {
+    public var ready: Bool
+    public var addresses: [String]?
+    public var capacity: ResourceList?
+    /// RFC 3339 time of the agent's last heartbeat.
+    public var lastHeartbeat: String?
+    public var version: String?
+
+    public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil, version: String? = nil) {
+        self.ready = ready
+        self.addresses = addresses
+        self.capacity = capacity
+        self.lastHeartbeat = lastHeartbeat
+        self.version = version
+    }
+}

@@ -1,0 +1,366 @@
+/// The rules a manifest must satisfy before anything is stored. Every problem is reported with its
+/// field path; validation never stops at the first error.
+public enum Validation {
+    static let maxReplicas = 1000
+    /// Replica names are `<deployment>-<10-char hash>-<5-char suffix>` and must stay a 63-char DNS label.
+    static let maxDeploymentNameLength = 46
+
+    public static func validate(_ deployment: Deployment) -> [FieldError] {
+        var errors = validateCommon(apiVersion: deployment.apiVersion, metadata: deployment.metadata, nameRule: .deployment)
+        let spec = FieldPath() / "spec"
+        if let replicas = deployment.spec.replicas, !(0...maxReplicas).contains(replicas) {
+            errors.append((spec / "replicas").error("must be between 0 and \(maxReplicas)"))
+        }
+        let templateLabels = deployment.spec.template.metadata?.labels ?? [:]
+        errors += validateLabels(templateLabels, at: spec / "template" / "metadata" / "labels")
+        if let selector = deployment.spec.selector {
+            let path = spec / "selector" / "matchLabels"
+            let match = selector.matchLabels ?? [:]
+            if match.isEmpty {
+                errors.append(path.error("must not be empty; list the template labels that identify this deployment's replicas"))
+            }
+            errors += validateLabels(match, at: path)
+            for (key, value) in match.sorted(by: { $0.key < $1.key }) where templateLabels[key] != value {
+                errors.append(path.error("\(key)=\(value) does not match spec.template.metadata.labels; the selector must select the template's own labels"))
+            }
+        }
+        if let strategy = deployment.spec.strategy {
+            errors += validateStrategy(strategy, at: spec / "strategy")
+        }
+        errors += validateWorkload(deployment.spec.template.spec, at: spec / "template" / "spec")
+        return errors
+    }
+
+    public static func validate(_ service: Service) -> [FieldError] {
+        var errors = validateCommon(apiVersion: service.apiVersion, metadata: service.metadata, nameRule: .service)
+        let spec = FieldPath() / "spec"
+        if let type = service.spec.type, ServiceType(rawValue: type) == nil {
+            errors.append((spec / "type").error("must be VIP or Headless, got \"\(type)\""))
+        }
+        let selector = service.spec.selector ?? [:]
+        if selector.isEmpty {
+            errors.append((spec / "selector").error("is required: the labels of the replicas this service sends traffic to"))
+        }
+        errors += validateLabels(selector, at: spec / "selector")
+        if let ip = service.spec.clusterIP, !IPAddressText.isValid(ip) {
+            errors.append((spec / "clusterIP").error("must be an IPv4 or IPv6 address, got \"\(ip)\"; omit it to have one assigned"))
+        }
+        let ports = spec / "ports"
+        if service.spec.ports.isEmpty {
+            errors.append(ports.error("must list at least one port"))
+        }
+        var seenNames = Set<String>()
+        var seenPorts = Set<String>()
+        for (i, port) in service.spec.ports.enumerated() {
+            let path = ports[i]
+            if let name = port.name {
+                if let problem = portNameProblem(name) { errors.append((path / "name").error(problem)) }
+                if !seenNames.insert(name).inserted { errors.append((path / "name").error("duplicate port name \"\(name)\"")) }
+            } else if service.spec.ports.count > 1 {
+                errors.append((path / "name").error("is required when a service has more than one port"))
+            }
+            if !(1...65535).contains(port.port) {
+                errors.append((path / "port").error("must be between 1 and 65535"))
+            }
+            let proto = port.protocol ?? "TCP"
+            if !["TCP", "UDP"].contains(proto) {
+                errors.append((path / "protocol").error("must be TCP or UDP, got \"\(proto)\""))
+            }
+            if !seenPorts.insert("\(port.port)/\(proto)").inserted {
+                errors.append((path / "port").error("duplicate port \(port.port)/\(proto)"))
+            }
+            if let target = port.targetPort {
+                errors += validatePortReference(target, at: path / "targetPort", declared: nil)
+            }
+        }
+        return errors
+    }
+
+    // MARK: - Parts
+
+    enum NameRule { case deployment, service }
+
+    static func validateCommon(apiVersion: String, metadata: ObjectMeta, nameRule: NameRule) -> [FieldError] {
+        var errors: [FieldError] = []
+        if apiVersion != weftAPIVersion {
+            errors.append(FieldError(path: "apiVersion", message: "must be \(weftAPIVersion), got \"\(apiVersion)\""))
+        }
+        let meta = FieldPath() / "metadata"
+        let maxLength = nameRule == .deployment ? maxDeploymentNameLength : 63
+        if let problem = dnsLabelProblem(metadata.name, maxLength: maxLength, mustStartWithLetter: nameRule == .service) {
+            errors.append((meta / "name").error(problem))
+        }
+        if let namespace = metadata.namespace, let problem = dnsLabelProblem(namespace, maxLength: 63, mustStartWithLetter: false) {
+            errors.append((meta / "namespace").error(problem))
+        }
+        errors += validateLabels(metadata.labels ?? [:], at: meta / "labels")
+        return errors
+    }
+
+    static func validateStrategy(_ strategy: DeploymentStrategy, at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        let type = strategy.type ?? "RollingUpdate"
+        if !["RollingUpdate", "Recreate"].contains(type) {
+            errors.append((path / "type").error("must be RollingUpdate or Recreate, got \"\(type)\""))
+        }
+        if let rolling = strategy.rollingUpdate {
+            if type == "Recreate" {
+                errors.append((path / "rollingUpdate").error("may only be set when type is RollingUpdate"))
+            }
+            for (field, value) in [("maxSurge", rolling.maxSurge), ("maxUnavailable", rolling.maxUnavailable)] {
+                guard let value else { continue }
+                if IntOrPercent(value) == nil {
+                    errors.append((path / "rollingUpdate" / field).error("must be a non-negative integer or a percentage such as \"25%\", got \"\(value)\""))
+                }
+            }
+            if let surge = rolling.maxSurge.flatMap(IntOrPercent.init), let unavailable = rolling.maxUnavailable.flatMap(IntOrPercent.init),
+               surge.isZero, unavailable.isZero {
+                errors.append((path / "rollingUpdate").error("maxSurge and maxUnavailable must not both be 0, or the update could never progress"))
+            }
+        }
+        return errors
+    }
+
+    static let reservedEnv = ["PORT"]
+    static let reservedEnvPrefixes = ["PORT_", "WEFT_"]
+
+    static func validateWorkload(_ workload: WorkloadSpec, at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        if workload.command.isEmpty {
+            errors.append((path / "command").error("must name the program to run, e.g. [\"/usr/bin/python3\", \"-m\", \"http.server\"]"))
+        } else if workload.command[0].isEmpty {
+            errors.append((path / "command")[0].error("must not be empty"))
+        }
+        var envNames = Set<String>()
+        for (i, variable) in (workload.env ?? []).enumerated() {
+            let namePath = (path / "env")[i] / "name"
+            if !isEnvName(variable.name) {
+                errors.append(namePath.error("\"\(variable.name)\" is not a valid variable name (letters, digits, _; not starting with a digit)"))
+            } else if reservedEnv.contains(variable.name) || reservedEnvPrefixes.contains(where: variable.name.hasPrefix) {
+                errors.append(namePath.error("\(variable.name) is set by Weft for every replica; choose another name"))
+            }
+            if !envNames.insert(variable.name).inserted {
+                errors.append(namePath.error("duplicate variable \(variable.name)"))
+            }
+        }
+        if let dir = workload.workingDir, !dir.hasPrefix("/") {
+            errors.append((path / "workingDir").error("must be an absolute path"))
+        }
+        var portNames = Set<String>()
+        for (i, port) in (workload.ports ?? []).enumerated() {
+            let portPath = (path / "ports")[i]
+            if let problem = portNameProblem(port.name) { errors.append((portPath / "name").error(problem)) }
+            if !portNames.insert(port.name).inserted {
+                errors.append((portPath / "name").error("duplicate port name \"\(port.name)\""))
+            }
+            if let number = port.containerPort, !(1...65535).contains(number) {
+                errors.append((portPath / "containerPort").error("must be between 1 and 65535"))
+            }
+            if let proto = port.protocol, !["TCP", "UDP"].contains(proto) {
+                errors.append((portPath / "protocol").error("must be TCP or UDP, got \"\(proto)\""))
+            }
+        }
+        if let probe = workload.readinessProbe {
+            errors += validateProbe(probe, at: path / "readinessProbe", declared: workload.ports ?? [], isLiveness: false)
+        }
+        if let probe = workload.livenessProbe {
+            errors += validateProbe(probe, at: path / "livenessProbe", declared: workload.ports ?? [], isLiveness: true)
+        }
+        if let resources = workload.resources {
+            errors += validateResources(resources, at: path / "resources")
+        }
+        if let grace = workload.terminationGracePeriodSeconds, !(0...3600).contains(grace) {
+            errors.append((path / "terminationGracePeriodSeconds").error("must be between 0 and 3600"))
+        }
+        return errors
+    }
+
+    static func validateProbe(_ probe: Probe, at path: FieldPath, declared: [ContainerPort], isLiveness: Bool) -> [FieldError] {
+        var errors: [FieldError] = []
+        let handlers = [probe.httpGet != nil, probe.tcpSocket != nil, probe.exec != nil].filter { $0 }.count
+        if handlers != 1 {
+            errors.append(path.error("must set exactly one of httpGet, tcpSocket, exec (\(handlers) set)"))
+        }
+        if let http = probe.httpGet {
+            errors += validatePortReference(http.port, at: path / "httpGet" / "port", declared: declared)
+            if let p = http.path, !p.hasPrefix("/") {
+                errors.append((path / "httpGet" / "path").error("must start with /"))
+            }
+        }
+        if let tcp = probe.tcpSocket {
+            errors += validatePortReference(tcp.port, at: path / "tcpSocket" / "port", declared: declared)
+        }
+        if let exec = probe.exec, exec.command.isEmpty || exec.command[0].isEmpty {
+            errors.append((path / "exec" / "command").error("must name the program to run"))
+        }
+        let bounds: [(String, Int?, Int)] = [
+            ("initialDelaySeconds", probe.initialDelaySeconds, 0), ("periodSeconds", probe.periodSeconds, 1),
+            ("timeoutSeconds", probe.timeoutSeconds, 1), ("successThreshold", probe.successThreshold, 1),
+            ("failureThreshold", probe.failureThreshold, 1),
+        ]
+        for (field, value, minimum) in bounds {
+            if let value, !(minimum...3600).contains(value) {
+                errors.append((path / field).error("must be between \(minimum) and 3600"))
+            }
+        }
+        if isLiveness, let s = probe.successThreshold, s != 1 {
+            errors.append((path / "successThreshold").error("must be 1 for a liveness probe"))
+        }
+        return errors
+    }
+
+    static func validatePortReference(_ ref: PortReference, at path: FieldPath, declared: [ContainerPort]?) -> [FieldError] {
+        switch ref {
+        case .number(let n):
+            return (1...65535).contains(n) ? [] : [path.error("must be between 1 and 65535")]
+        case .name(let name):
+            if let problem = portNameProblem(name) { return [path.error(problem)] }
+            if let declared, !declared.contains(where: { $0.name == name }) {
+                let known = declared.map(\.name)
+                return [path.error("names no declared port \"\(name)\"" + (known.isEmpty ? "; declare it under ports" : " (declared: \(known.joined(separator: ", ")))"))]
+            }
+            return []
+        }
+    }
+
+    static func validateResources(_ resources: ResourceRequirements, at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        for (field, list) in [("requests", resources.requests), ("limits", resources.limits)] {
+            guard let list else { continue }
+            if let cpu = list.cpu, Quantity.millicores(cpu) == nil {
+                errors.append((path / field / "cpu").error("\"\(cpu)\" is not a CPU quantity (e.g. 250m, 0.5, 2)"))
+            }
+            if let memory = list.memory, Quantity.bytes(memory) == nil {
+                errors.append((path / field / "memory").error("\"\(memory)\" is not a memory quantity (e.g. 64Mi, 1Gi, 500M)"))
+            }
+        }
+        if let request = resources.requests?.cpu.flatMap(Quantity.millicores), let limit = resources.limits?.cpu.flatMap(Quantity.millicores), request > limit {
+            errors.append((path / "requests" / "cpu").error("must not exceed limits.cpu"))
+        }
+        if let request = resources.requests?.memory.flatMap(Quantity.bytes), let limit = resources.limits?.memory.flatMap(Quantity.bytes), request > limit {
+            errors.append((path / "requests" / "memory").error("must not exceed limits.memory"))
+        }
+        return errors
+    }
+
+    static func validateLabels(_ labels: [String: String], at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+            let name = String(parts.last ?? "")
+            if parts.count > 2 || !isLabelToken(name, allowEmpty: false) || (parts.count == 2 && dnsSubdomainProblem(String(parts[0])) != nil) {
+                errors.append((path / key).error("invalid label key: use [prefix/]name, name of at most 63 letters, digits, '-', '_', '.', beginning and ending with a letter or digit"))
+            }
+            if !isLabelToken(value, allowEmpty: true) {
+                errors.append((path / key).error("invalid label value \"\(value)\": at most 63 letters, digits, '-', '_', '.', beginning and ending with a letter or digit"))
+            }
+        }
+        return errors
+    }
+
+    // MARK: - Lexical rules
+
+    /// RFC 1123 label (lower-case), as Kubernetes uses for names.
+    public static func dnsLabelProblem(_ s: String, maxLength: Int = 63, mustStartWithLetter: Bool = false) -> String? {
+        if s.isEmpty { return "must not be empty" }
+        if s.count > maxLength { return "must be at most \(maxLength) characters (\"\(s)\" has \(s.count))" }
+        let allowed = s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+        let first = s.unicodeScalars.first!, last = s.unicodeScalars.last!
+        let startOK = mustStartWithLetter ? ("a"..."z").contains(first) : first != "-"
+        if !allowed || !startOK || last == "-" {
+            return "\"\(s)\" is not a valid name: use lower-case letters, digits and '-', "
+                + (mustStartWithLetter ? "starting with a letter" : "starting") + " and ending with a letter or digit"
+        }
+        return nil
+    }
+
+    static func dnsSubdomainProblem(_ s: String) -> String? {
+        if s.isEmpty || s.count > 253 { return "must be 1 to 253 characters" }
+        for label in s.split(separator: ".", omittingEmptySubsequences: false) {
+            if let problem = dnsLabelProblem(String(label)) { return problem }
+        }
+        return nil
+    }
+
+    /// IANA service name rules for port names: at most 15 lower-case letters, digits and '-', with a letter.
+    static func portNameProblem(_ name: String) -> String? {
+        let ok = !name.isEmpty && name.count <= 15
+            && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+            && name.unicodeScalars.contains { ("a"..."z").contains($0) }
+            && !name.hasPrefix("-") && !name.hasSuffix("-") && !name.contains("--")
+        return ok ? nil : "\"\(name)\" is not a valid port name: at most 15 lower-case letters, digits and '-', with at least one letter"
+    }
+
+    static func isLabelToken(_ s: String, allowEmpty: Bool) -> Bool {
+        if s.isEmpty { return allowEmpty }
+        guard s.count <= 63 else { return false }
+        let isAlnum: (Unicode.Scalar) -> Bool = { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) }
+        return s.unicodeScalars.allSatisfy { isAlnum($0) || $0 == "-" || $0 == "_" || $0 == "." }
+            && isAlnum(s.unicodeScalars.first!) && isAlnum(s.unicodeScalars.last!)
+    }
+
+    static func isEnvName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+    }
+}
+
+/// A count or a percentage, as in `maxSurge: 1` or `maxSurge: "25%"`.
+public enum IntOrPercent: Sendable, Hashable {
+    case count(Int)
+    case percent(Int)
+
+    public init?(_ ref: PortReference) {
+        switch ref {
+        case .number(let n) where n >= 0: self = .count(n)
+        case .name(let s) where s.hasSuffix("%"):
+            guard let p = Int(s.dropLast()), (0...100).contains(p) else { return nil }
+            self = .percent(p)
+        default: return nil
+        }
+    }
+
+    var isZero: Bool {
+        switch self {
+        case .count(let n), .percent(let n): return n == 0
+        }
+    }
+
+    /// The absolute number for `total` replicas, rounding up (surge) or down (unavailable).
+    public func resolve(total: Int, roundUp: Bool) -> Int {
+        switch self {
+        case .count(let n): return n
+        case .percent(let p):
+            let scaled = total * p
+            return roundUp ? (scaled + 99) / 100 : scaled / 100
+        }
+    }
+}
+
+/// Textual checks of IP addresses without touching the network.
+public enum IPAddressText {
+    public static func isValid(_ s: String) -> Bool { isIPv4(s) || isIPv6(s) }
+
+    public static func isIPv4(_ s: String) -> Bool {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber) && Int(part)! <= 255
+                && !(part.count > 1 && part.first == "0")
+        }
+    }
+
+    public static func isIPv6(_ s: String) -> Bool {
+        guard s.contains(":"), s.count <= 45 else { return false }
+        let doubleColons = s.components(separatedBy: "::").count - 1
+        guard doubleColons <= 1 else { return false }
+        var groups = s.split(separator: ":", omittingEmptySubsequences: true).map(String.init)
+        var limit = 8
+        if let last = groups.last, last.contains(".") {
+            guard isIPv4(last) else { return false }
+            groups.removeLast()
+            limit = 6
+        }
+        let hex = groups.allSatisfy { g in !g.isEmpty && g.count <= 4 && g.allSatisfy(\.isHexDigit) }
+        return hex && (doubleColons == 1 ? groups.count < limit : groups.count == limit)
+    }
+}
