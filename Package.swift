@@ -64,11 +64,14 @@ let package = Package(
         // Node agent: runs the replicas assigned to its node.
         .target(name: "WeftAgent", dependencies: [
             "WeftCore", "WeftClient", "WeftRuntime",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "weft", dependencies: [
-            "WeftCore", "WeftStore", "WeftPKI", "WeftClient", "WeftControlPlane", "WeftAgent",
+            "WeftCore", "WeftStore", "WeftPKI", "WeftClient", "WeftControlPlane", "WeftAgent", "WeftRuntime",
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

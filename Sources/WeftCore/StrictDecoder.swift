@@ -19,7 +19,8 @@ public enum StrictDecoder {
         }
     }
 
-    static func fieldError(from error: DecodingError) -> FieldError {
+    /// A standard `DecodingError` as a `FieldError` with its path.
+    public static func fieldError(from error: DecodingError) -> FieldError {
         switch error {
         case .keyNotFound(let key, let context):
             return FieldPath(codingPath: context.codingPath + [key]).error("is required")

@@ -1,7 +1,7 @@
 /// The rules a manifest must satisfy before anything is stored. Every problem is reported with its
 /// field path; validation never stops at the first error.
 public enum Validation {
-    static let maxReplicas = 1000
+    public static let maxReplicas = 1000
     /// Replica names are `<deployment>-<10-char hash>-<5-char suffix>` and must stay a 63-char DNS label.
     static let maxDeploymentNameLength = 46
 

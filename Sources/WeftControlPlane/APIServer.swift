@@ -1,0 +1,121 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import WeftCore
+import WeftPKI
+
+/// Where replicas' logs come from; the node agent that runs them provides it.
+public protocol ReplicaLogSource: Sendable {
+    /// The replica's log: the last `tail` lines (all when nil), then, with `follow`, new output as it
+    /// is written. Throws `APIFailure` 404 when there is no log.
+    func log(namespace: String, replica: String, tail: Int?, follow: Bool) throws -> AsyncThrowingStream<ByteBuffer, any Error>
+}
+
+/// Settings of the HTTPS API server.
+public struct APIServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var certificatePath: String
+    public var keyPath: String
+    public var token: String
+
+    public init(host: String, port: Int, certificatePath: String, keyPath: String, token: String) {
+        self.host = host
+        self.port = port
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.token = token
+    }
+}
+
+/// The HTTPS JSON API (docs/api.md) over the registry.
+public enum APIServer {
+    /// Builds the server as a `Service`. `onListening` receives the bound address (the real port when
+    /// asked for port 0).
+    public static func make(
+        configuration: APIServerConfiguration, registry: Registry, logs: (any ReplicaLogSource)?, logger: Logger,
+        onListening: @escaping @Sendable (SocketAddress) async -> Void
+    ) throws -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get("healthz") { _, _ in "ok\n" }
+        let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(token: configuration.token))
+        let routes = Routes(registry: registry, logs: logs, logger: logger)
+        routes.register(on: api)
+
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(configuration.certificatePath).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: configuration.keyPath, format: .pem)))
+        tls.minimumTLSVersion = .tlsv12
+        return Application(
+            router: router,
+            server: try .tls(.http1(), tlsConfiguration: tls),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "weft"),
+            onServerRunning: { channel in
+                if let address = channel.localAddress { await onListening(address) }
+            },
+            logger: logger)
+    }
+}
+
+/// Refuses every request without the cluster's bearer token.
+struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+              BearerToken.matches(header.dropFirst("Bearer ".count), token) else {
+            throw APIFailure(code: 401, message: "missing or invalid bearer token; use the token from admin.yaml")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Turns every error into the API's JSON error body.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let failure as APIFailure {
+            return JSONResponse.error(failure)
+        } catch let error as HTTPError {
+            return JSONResponse.error(APIFailure(code: Int(error.status.code), message: error.body ?? error.status.reasonPhrase))
+        } catch {
+            context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return JSONResponse.error(APIFailure(code: 500, message: "internal error: \(error)"))
+        }
+    }
+}
+
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ failure: APIFailure) -> Response {
+        struct Body: Encodable {
+            struct Inner: Encodable {
+                var code: Int
+                var message: String
+                var details: [APIFailure.Detail]?
+            }
+            var error: Inner
+        }
+        let body = Body(error: .init(code: failure.code, message: failure.message, details: failure.details.isEmpty ? nil : failure.details))
+        let data = (try? encoder.encode(body)) ?? Data()
+        var response = Response(status: .init(code: failure.code), headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        if failure.code == 401 { response.headers[.wwwAuthenticate] = "Bearer" }
+        return response
+    }
+}

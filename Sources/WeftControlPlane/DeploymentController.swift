@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WeftCore
+import WeftStore
+
+/// Drives each deployment's replicas toward its spec: creates replicas of the current template on a
+/// node, deletes surplus and old ones (rolling update), removes replicas of deleted deployments, and
+/// keeps the deployment's status. Woken by store watch events, never by a timer.
+public struct DeploymentController: ServiceLifecycle.Service {
+    struct Key: Hashable, Sendable {
+        var namespace: String
+        var name: String
+    }
+
+    let registry: Registry
+    let logger: Logger
+
+    public init(registry: Registry, logger: Logger) {
+        self.registry = registry
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let queue = WorkQueue<Key>()
+        let start = try await registry.store.currentRevision()
+        for (deployment, _) in try await registry.typedList(Deployment.self, namespace: nil) {
+            queue.add(Key(namespace: deployment.namespace, name: deployment.name))
+        }
+        for (replica, _) in try await registry.typedList(Replica.self, namespace: nil) {
+            queue.add(Key(namespace: replica.namespace, name: replica.spec.deployment))
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                try await self.watch(from: start, into: queue)
+                queue.finish()
+            }
+            group.addTask {
+                for await _ in queue.wakeups.cancelOnGracefulShutdown() {
+                    for key in queue.drain() {
+                        await self.reconcileLogged(key, queue: queue)
+                    }
+                }
+            }
+        }
+    }
+
+    private func watch(from revision: Int64, into queue: WorkQueue<Key>) async throws {
+        let decoder = JSONDecoder()
+        for try await event in registry.store.watch(kind: nil, namespace: nil, after: revision).cancelOnGracefulShutdown() {
+            switch event.object.key.kind {
+            case ResourceKind.deployment.rawValue:
+                queue.add(Key(namespace: event.object.key.namespace, name: event.object.key.name))
+            case ResourceKind.replica.rawValue:
+                if let replica = try? decoder.decode(Replica.self, from: event.object.data) {
+                    queue.add(Key(namespace: replica.namespace, name: replica.spec.deployment))
+                }
+            case ResourceKind.node.rawValue:
+                // A node that becomes ready can take replicas that are waiting for one.
+                for (replica, _) in try await registry.typedList(Replica.self, namespace: nil) where replica.spec.node.isEmpty {
+                    queue.add(Key(namespace: replica.namespace, name: replica.spec.deployment))
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    private func reconcileLogged(_ key: Key, queue: WorkQueue<Key>) async {
+        do {
+            try await reconcile(key)
+        } catch {
+            logger.warning("reconcile failed; retrying", metadata: ["deployment": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+            try? await Task.sleep(for: .milliseconds(200))
+            queue.add(key)
+        }
+    }
+
+    func reconcile(_ key: Key) async throws {
+        let replicas = try await registry.typedList(Replica.self, namespace: key.namespace).filter { $0.object.spec.deployment == key.name }
+        guard let (deployment, _) = try await registry.typed(Deployment.self, namespace: key.namespace, name: key.name) else {
+            for (replica, _) in replicas where !replica.isTerminating {
+                try await markTerminating(replica)
+            }
+            return
+        }
+        let hash = TemplateHash.of(deployment.spec.template)
+        let plan = DeploymentPlan.plan(
+            desired: deployment.spec.desiredReplicas, templateHash: hash, strategy: deployment.spec.strategy,
+            generation: deployment.metadata.generation,
+            replicas: replicas.map { DeploymentPlan.ReplicaView($0.object, createdRevision: $0.stored.createdRevision) })
+
+        let nodes = try await readyNodes()
+        if plan.create > 0 {
+            var load = Dictionary(uniqueKeysWithValues: nodes.map { ($0, 0) })
+            for (replica, _) in try await registry.typedList(Replica.self, namespace: nil) where load[replica.spec.node] != nil {
+                load[replica.spec.node, default: 0] += 1
+            }
+            var writes: [Write] = []
+            var generator = SystemRandomNumberGenerator()
+            for _ in 0..<plan.create {
+                let node = load.min { $0.value == $1.value ? $0.key < $1.key : $0.value < $1.value }?.key ?? ""
+                load[node, default: 0] += 1
+                let replica = newReplica(of: deployment, hash: hash, node: node, suffix: TemplateHash.randomSuffix(using: &generator))
+                writes.append(.create(ResourceCodec.key(of: replica), try ResourceCodec.encode(replica)))
+            }
+            try await registry.store.commit(writes)
+            logger.info("created replicas", metadata: ["deployment": "\(key.namespace)/\(key.name)", "count": "\(plan.create)"])
+        }
+        for name in plan.delete {
+            if let replica = replicas.first(where: { $0.object.name == name })?.object {
+                try await markTerminating(replica)
+            }
+        }
+        if let node = nodes.first {
+            for (replica, _) in replicas where replica.spec.node.isEmpty && !replica.isTerminating {
+                try await registry.update(Replica.self, namespace: replica.namespace, name: replica.name) { r in
+                    guard r.spec.node.isEmpty else { return false }
+                    r.spec.node = node
+                    r.status?.message = nil
+                    return true
+                }
+            }
+        }
+        if deployment.status != plan.status {
+            let status = plan.status
+            try await registry.update(Deployment.self, namespace: key.namespace, name: key.name) { d in
+                guard d.status != status else { return false }
+                d.status = status
+                return true
+            }
+        }
+    }
+
+    private func markTerminating(_ replica: Replica) async throws {
+        do {
+            try await registry.update(Replica.self, namespace: replica.namespace, name: replica.name) { Registry.markTerminating(&$0) }
+        } catch let failure as APIFailure where failure.code == 404 {
+            // Already gone.
+        }
+    }
+
+    private func readyNodes() async throws -> [String] {
+        try await registry.typedList(Node.self, namespace: nil)
+            .filter { ($0.object.status?.ready ?? false) && !($0.object.spec?.unschedulable ?? false) }
+            .map(\.object.name)
+            .sorted()
+    }
+
+    private func newReplica(of deployment: Deployment, hash: String, node: String, suffix: String) -> Replica {
+        var metadata = ObjectMeta(name: TemplateHash.replicaName(deployment: deployment.name, hash: hash, suffix: suffix),
+                                  namespace: deployment.namespace, labels: deployment.spec.template.metadata?.labels)
+        metadata.uid = UUID().uuidString.lowercased()
+        metadata.creationTimestamp = ResourceCodec.timestamp()
+        metadata.generation = 1
+        let status = ReplicaStatus(phase: .pending, message: node.isEmpty ? "waiting for a ready node" : nil)
+        return Replica(metadata: metadata,
+                       spec: ReplicaSpec(deployment: deployment.name, node: node, templateHash: hash, template: deployment.spec.template.spec),
+                       status: status)
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import WeftCore
+import WeftStore
+
+/// The API's routes (docs/api.md).
+struct Routes: Sendable {
+    let registry: Registry
+    let logs: (any ReplicaLogSource)?
+    let logger: Logger
+    static let maxBody = 8 * 1024 * 1024
+    static let bookmarkInterval = Duration.seconds(5)
+
+    func register(on api: RouterGroup<BasicRequestContext>) {
+        api.post("apply") { request, context in try await apply(request, context) }
+        api.get(":plural") { request, context in
+            let kind = try kind(context)
+            return try await listOrWatch(kind, namespace: nil, request)
+        }
+        api.get(":plural/:name") { _, context in
+            let kind = try kind(context)
+            guard !kind.isNamespaced else { throw APIFailure(code: 404, message: "\(kind.plural) are namespaced: use /api/v1/namespaces/{namespace}/\(kind.plural)/{name}") }
+            return try JSONResponse.make(try await registry.get(kind, namespace: "", name: try context.parameters.require("name")))
+        }
+        api.delete(":plural/:name") { request, context in
+            let kind = try kind(context)
+            guard !kind.isNamespaced else { throw APIFailure(code: 404, message: "\(kind.plural) are namespaced") }
+            return try JSONResponse.make(try await registry.delete(kind, namespace: "", name: try context.parameters.require("name")))
+        }
+        api.put("nodes/:name") { request, context in
+            var node: Node = try await decodeBody(Node.self, request)
+            node.metadata.name = try context.parameters.require("name")
+            return try JSONResponse.make(try await registry.putNode(node))
+        }
+        api.get("namespaces/:namespace/:plural") { request, context in
+            try await listOrWatch(try kind(context), namespace: try context.parameters.require("namespace"), request)
+        }
+        api.get("namespaces/:namespace/:plural/:name") { _, context in
+            let (kind, namespace, name) = try objectPath(context)
+            return try JSONResponse.make(try await registry.get(kind, namespace: namespace, name: name))
+        }
+        api.delete("namespaces/:namespace/:plural/:name") { request, context in
+            let (kind, namespace, name) = try objectPath(context)
+            let final = request.uri.queryParameters.get("final") == "true"
+            return try JSONResponse.make(try await registry.delete(kind, namespace: namespace, name: name, final: final))
+        }
+        api.put("namespaces/:namespace/deployments/:name/scale") { request, context in
+            struct Scale: Codable { var replicas: Int }
+            let scale = try await decodeBody(Scale.self, request)
+            return try JSONResponse.make(try await registry.scale(
+                namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"), replicas: scale.replicas))
+        }
+        api.put("namespaces/:namespace/replicas/:name/status") { request, context in
+            let status = try await decodeBody(ReplicaStatus.self, request)
+            return try JSONResponse.make(try await registry.updateReplicaStatus(
+                namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"), status: status))
+        }
+        api.get("namespaces/:namespace/replicas/:name/log") { request, context in
+            guard let logs else { throw APIFailure(code: 404, message: "this server runs no agent, so it has no replica logs") }
+            let namespace = try context.parameters.require("namespace")
+            let name = try context.parameters.require("name")
+            _ = try await registry.get(.replica, namespace: namespace, name: name)
+            let tail = request.uri.queryParameters.get("tail").flatMap { Int($0) }
+            let follow = request.uri.queryParameters.get("follow") == "true"
+            let stream = try logs.log(namespace: namespace, replica: name, tail: tail, follow: follow)
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: ResponseBody { writer in
+                for try await chunk in stream.cancelOnGracefulShutdown() {
+                    try await writer.write(chunk)
+                }
+                try await writer.finish(nil)
+            })
+        }
+    }
+
+    // MARK: - Handlers
+
+    private func apply(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        struct Body: Decodable { var items: [JSONValue] }
+        let body = try await decodeBody(Body.self, request)
+        let namespace = request.uri.queryParameters.get("namespace").map { String($0) } ?? defaultNamespace
+        if let problem = Validation.dnsLabelProblem(namespace) {
+            throw APIFailure.badRequest("namespace: \(problem)")
+        }
+        struct Answer: Encodable { var items: [Registry.ApplyOutcome] }
+        return try JSONResponse.make(Answer(items: try await registry.apply(body.items, namespace: namespace)))
+    }
+
+    private func listOrWatch(_ kind: ResourceKind, namespace: String?, _ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        if query.get("watch") == "true" || query.get("watch") == "1" {
+            let from: Int64?
+            if let text = query.get("resourceVersion"), !text.isEmpty {
+                guard let value = Int64(text), value >= 0 else { throw APIFailure.badRequest("resourceVersion must be a non-negative integer") }
+                from = value
+            } else {
+                from = nil
+            }
+            return watchResponse(kind, namespace: namespace, from: from, node: query.get("node").map { String($0) })
+        }
+        let (items, revision) = try await registry.list(kind, namespace: namespace)
+        struct ListBody: Encodable {
+            var kind = "List"
+            var apiVersion = weftAPIVersion
+            var resourceVersion: String
+            var items: [JSONValue]
+        }
+        return try JSONResponse.make(ListBody(resourceVersion: String(revision), items: items))
+    }
+
+    private enum WatchLine: Sendable {
+        case event(String, StoredObject)
+        case bookmark
+    }
+
+    private func watchResponse(_ kind: ResourceKind, namespace: String?, from: Int64?, node: String?) -> Response {
+        let registry = self.registry
+        let namespace = kind.isNamespaced ? namespace : nil
+        let body = ResponseBody { writer in
+            var revision: Int64
+            var initial: [StoredObject] = []
+            if let from {
+                revision = from
+            } else {
+                (initial, revision) = try await registry.store.list(kind: kind.rawValue, namespace: namespace)
+            }
+            let (lines, sink) = AsyncStream.makeStream(of: WatchLine.self, bufferingPolicy: .bufferingNewest(10_000))
+            let stream = registry.store.watch(kind: kind.rawValue, namespace: namespace, after: revision)
+            let pump = Task {
+                do {
+                    for try await event in stream { sink.yield(.event(event.type.rawValue, event.object)) }
+                    sink.finish()
+                } catch let error as StoreError where error.code == .compacted {
+                    sink.yield(.event("ERROR", StoredObject(key: ObjectKey(kind: "", namespace: "", name: ""), revision: -410, createdRevision: 0,
+                                                           data: Data(error.message.utf8))))
+                    sink.finish()
+                } catch {
+                    sink.finish()
+                }
+            }
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.bookmarkInterval)
+                    sink.yield(.bookmark)
+                }
+            }
+            defer {
+                pump.cancel()
+                ticker.cancel()
+            }
+            for stored in initial where Self.matches(stored, node: node) {
+                try await writer.write(try Self.eventLine("ADDED", stored))
+            }
+            try await writer.write(Self.bookmarkLine(revision))
+            for await line in lines.cancelOnGracefulShutdown() {
+                switch line {
+                case .bookmark:
+                    try await writer.write(Self.bookmarkLine(revision))
+                case .event("ERROR", let stored):
+                    try await writer.write(Self.errorLine(code: 410, message: String(decoding: stored.data, as: UTF8.self)))
+                    try await writer.finish(nil)
+                    return
+                case .event(let type, let stored):
+                    revision = stored.revision
+                    if Self.matches(stored, node: node) {
+                        try await writer.write(try Self.eventLine(type, stored))
+                    }
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"], body: body)
+    }
+
+    private static func matches(_ stored: StoredObject, node: String?) -> Bool {
+        guard let node, stored.key.kind == ResourceKind.replica.rawValue else { return true }
+        guard let replica = try? JSONDecoder().decode(Replica.self, from: stored.data) else { return false }
+        return replica.spec.node == node
+    }
+
+    private static func eventLine(_ type: String, _ stored: StoredObject) throws -> ByteBuffer {
+        struct Event: Encodable { var type: String; var object: JSONValue }
+        var data = try JSONResponse.encoder.encode(Event(type: type, object: try ResourceCodec.json(stored)))
+        data.append(UInt8(ascii: "\n"))
+        return ByteBuffer(bytes: data)
+    }
+
+    private static func bookmarkLine(_ revision: Int64) -> ByteBuffer {
+        ByteBuffer(string: #"{"object":{"metadata":{"resourceVersion":"\#(revision)"}},"type":"BOOKMARK"}"# + "\n")
+    }
+
+    private static func errorLine(code: Int, message: String) -> ByteBuffer {
+        struct Event: Encodable {
+            struct Status: Encodable { var code: Int; var message: String }
+            var type = "ERROR"
+            var object: Status
+        }
+        var data = (try? JSONResponse.encoder.encode(Event(object: .init(code: code, message: message)))) ?? Data()
+        data.append(UInt8(ascii: "\n"))
+        return ByteBuffer(bytes: data)
+    }
+
+    // MARK: - Helpers
+
+    private func kind(_ context: BasicRequestContext) throws -> ResourceKind {
+        let plural = try context.parameters.require("plural")
+        guard let kind = ResourceKind.allCases.first(where: { $0.plural == plural }) else {
+            throw APIFailure(code: 404, message: "unknown resource \"\(plural)\"; use one of \(ResourceKind.allCases.map(\.plural).joined(separator: ", "))")
+        }
+        return kind
+    }
+
+    private func objectPath(_ context: BasicRequestContext) throws -> (ResourceKind, String, String) {
+        let kind = try kind(context)
+        guard kind.isNamespaced else { throw APIFailure(code: 404, message: "\(kind.plural) are cluster-scoped: use /api/v1/\(kind.plural)/{name}") }
+        return (kind, try context.parameters.require("namespace"), try context.parameters.require("name"))
+    }
+
+    private func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: Self.maxBody)
+        } catch {
+            throw APIFailure(code: 413, message: "request body larger than \(Self.maxBody / 1024 / 1024) MiB")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw APIFailure.badRequest("invalid request body: \(StrictDecoder.fieldError(from: error))")
+        }
+    }
+}
