@@ -19,8 +19,8 @@ extension RotatingLog {
         return splitLines(tailBytes(count, newestFirst: sources))
     }
 
-    /// Streams a replica's log as it grows: first the last `initialLines` lines, then every appended chunk,
-    /// following the file across rotations; the stream ends when the consuming task is cancelled.
+    /// Streams a replica's log as it grows: first the last `initialLines` lines as of this call, then every
+    /// chunk appended after it, following the file across rotations; the stream ends when the consuming task is cancelled.
     ///
     /// The file is checked every `pollInterval` (default 200 ms) rather than watched with inotify: it
     /// is simple, needs no extra descriptor or thread, and the stream is pull-driven, so a slow reader
@@ -132,21 +132,25 @@ func splitLines(_ bytes: [UInt8]) -> [String] {
 actor LogFollower {
     private let directory: String
     private let replica: String
-    private let initialLines: Int
-    private let keep: Int
     private let pollInterval: Duration
-    private var started = false
-    private var fd: Int32 = -1
-    private var device: UInt64 = 0
-    private var inode: UInt64 = 0
-    private var offset: Int = 0
+    private var pending: [UInt8]
+    private var fd: Int32
+    private var device: UInt64
+    private var inode: UInt64
+    private var offset: Int
 
+    /// Opens the log right away, so that the stream starts at the end of the file as it is now,
+    /// not as it is when the consumer first asks for data.
     init(directory: String, replica: String, initialLines: Int, keep: Int, pollInterval: Duration) {
         self.directory = directory
         self.replica = replica
-        self.initialLines = initialLines
-        self.keep = keep
         self.pollInterval = pollInterval
+        let opened = Self.openAtEnd(directory: directory, replica: replica, initialLines: initialLines, keep: keep)
+        self.fd = opened.fd
+        self.device = opened.device
+        self.inode = opened.inode
+        self.offset = opened.offset
+        self.pending = opened.initial
     }
 
     deinit {
@@ -157,10 +161,9 @@ actor LogFollower {
 
     /// The next chunk of the log, waiting for one if needed; `nil` once the calling task is cancelled.
     func next() async -> ByteBuffer? {
-        if !started {
-            started = true
-            let initial = start()
-            if !initial.isEmpty { return ByteBuffer(bytes: initial) }
+        if !pending.isEmpty {
+            defer { pending = [] }
+            return ByteBuffer(bytes: pending)
         }
         while !Task.isCancelled {
             if let chunk = readAvailable() { return chunk }
@@ -174,15 +177,22 @@ actor LogFollower {
         return nil
     }
 
-    /// Opens the current file at its end and returns the requested initial lines.
-    private func start() -> [UInt8] {
+    /// Opens the current file at its end (if it exists) and collects the requested initial lines.
+    private static func openAtEnd(
+        directory: String,
+        replica: String,
+        initialLines: Int,
+        keep: Int
+    ) -> (fd: Int32, device: UInt64, inode: UInt64, offset: Int, initial: [UInt8]) {
+        var opened: (fd: Int32, device: UInt64, inode: UInt64, offset: Int) = (-1, 0, 0, 0)
         var sources: [TailSource] = []
-        if let current = TailSource(path: path) {
-            adopt(current.fd)
-            offset = current.end
-            sources.append(TailSource(fd: current.fd, end: current.end))
+        if let current = TailSource(path: RotatingLog.path(directory: directory, replica: replica)) {
+            var info = stat()
+            _ = fstat(current.fd, &info)
+            opened = (current.fd, UInt64(info.st_dev), UInt64(info.st_ino), current.end)
+            sources.append(current)
         }
-        guard initialLines > 0 else { return [] }
+        guard initialLines > 0 else { return (opened.fd, opened.device, opened.inode, opened.offset, []) }
         var rotated: [TailSource] = []
         defer { for source in rotated { _ = close(source.fd) } }
         for generation in stride(from: 1, through: max(0, keep), by: 1) {
@@ -190,7 +200,8 @@ actor LogFollower {
                 rotated.append(source)
             }
         }
-        return tailBytes(initialLines, newestFirst: sources + rotated)
+        let initial = tailBytes(initialLines, newestFirst: sources + rotated)
+        return (opened.fd, opened.device, opened.inode, opened.offset, initial)
     }
 
     private func adopt(_ newFD: Int32) {
