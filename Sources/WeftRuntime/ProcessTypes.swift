@@ -30,7 +30,8 @@ public struct ProcessSpec: Sendable, Hashable {
 
 /// How a process ended: with an exit code or killed by a signal.
 public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
-    /// The process called `exit` with this code.
+    /// The process called `exit` with this code; -1 means the status was lost because something
+    /// else in the agent reaped the process (for example with SIGCHLD ignored).
     case exited(Int32)
     /// The process was terminated by this signal number.
     case signaled(Int32)

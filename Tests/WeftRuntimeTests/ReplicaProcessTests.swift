@@ -18,6 +18,19 @@ struct ReplicaProcessTests {
         }
     }
 
+    @Test func largeOutputIsFullyLoggedBeforeExitIsReported() async throws {
+        try await withTemporaryDirectory { dir in
+            let log = try RotatingLog(directory: dir, replica: "chatty", policy: LogRotationPolicy(maxBytes: 512 * 1024, keep: 3))
+            let spec = ProcessSpec(executable: "/usr/bin/seq", arguments: ["1", "200000"])
+            let status = try await withProcess(spec, log: log) { await $0.waitForExit() }
+            #expect(status == .exited(0))
+            let lines = try RotatingLog.lastLines(200_000, directory: dir, replica: "chatty", keep: 3)
+            #expect(lines.count == 200_000)
+            #expect(lines.first == "1")
+            #expect(lines.last == "200000")
+        }
+    }
+
     @Test func environmentIsExactlyTheGivenOne() async throws {
         try await withTemporaryDirectory { dir in
             let log = try RotatingLog(directory: dir, replica: "env")
