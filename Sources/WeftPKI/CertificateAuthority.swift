@@ -5,8 +5,10 @@ import X509
 
 /// What a leaf certificate may be used for in TLS; becomes its extendedKeyUsage extension.
 public struct LeafUsage: OptionSet, Hashable, Sendable {
+    /// The bit set; use the static members instead.
     public let rawValue: UInt8
 
+    /// Creates a usage set from raw bits; use the static members instead.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// The certificate may authenticate a TLS server (EKU `serverAuth`).
@@ -135,9 +137,9 @@ public struct CertificateAuthority: Sendable {
     /// Reads a CA from PEM files; a key file readable by group or others is tightened to 0600 (rather than
     /// rejected) before use.
     public static func load(certificatePath: String, keyPath: String) throws -> CertificateAuthority {
-        try SecureFile.restrictToOwner(keyPath)
         let certificateText = try readText(certificatePath)
         let keyText = try readText(keyPath)
+        try SecureFile.restrictToOwner(keyPath)
         return try CertificateAuthority(
             certificatePEM: certificateText, privateKeyPEM: keyText,
             certificateSource: certificatePath, keySource: keyPath)

@@ -181,10 +181,10 @@ private struct DirectoryLock {
 
     init(path: String) throws {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SecureFile.posixError("cannot open lock", path: path) }
+        guard fd >= 0 else { throw SecureFile.posixError("cannot open lock file", path: path) }
         while flock(fd, LOCK_EX) != 0 {
             if errno == EINTR { continue }
-            let error = SecureFile.posixError("cannot lock", path: path)
+            let error = SecureFile.posixError("cannot lock the PKI directory", path: path)
             close(fd)
             throw error
         }

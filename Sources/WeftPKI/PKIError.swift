@@ -20,6 +20,7 @@ public struct PKIError: Error, CustomStringConvertible, Sendable {
         /// Building or signing a certificate or key failed.
         public static let signingFailed = Code(name: "signingFailed")
 
+        /// The code's ``name``.
         public var description: String { name }
     }
 
@@ -40,6 +41,7 @@ public struct PKIError: Error, CustomStringConvertible, Sendable {
         self.remedy = remedy
     }
 
+    /// One line: `pki: <path>: <reason>; <remedy>`.
     public var description: String {
         var text = "pki: "
         if let path { text += "\(path): " }

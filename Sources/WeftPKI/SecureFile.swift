@@ -26,21 +26,21 @@ public enum SecureFile {
         }
         do {
             defer { close(fd) }
-            guard fchmod(fd, mode) == 0 else { throw posixError("cannot set mode on", path: temporary) }
+            guard fchmod(fd, mode) == 0 else { throw posixError("cannot set mode of temporary file", path: temporary) }
             try data.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
                 var offset = 0
                 while offset < buffer.count {
                     let written = systemWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
                     if written < 0 {
                         if errno == EINTR { continue }
-                        throw posixError("cannot write", path: temporary)
+                        throw posixError("cannot write temporary file", path: temporary)
                     }
                     offset += written
                 }
             }
-            guard fsync(fd) == 0 else { throw posixError("cannot fsync", path: temporary) }
+            guard fsync(fd) == 0 else { throw posixError("cannot fsync temporary file", path: temporary) }
         }
-        guard rename(temporary, path) == 0 else { throw posixError("cannot rename temporary file onto", path: path) }
+        guard rename(temporary, path) == 0 else { throw posixError("cannot rename temporary file into place", path: path) }
         committed = true
 
         // Persist the rename itself; failure here leaves a correct file that may not survive a power cut.
@@ -80,7 +80,7 @@ public enum SecureFile {
         let current = try mode(of: path)
         guard current & 0o077 != 0 else { return false }
         guard chmod(path, current & 0o700) == 0 else {
-            throw posixError("cannot restrict permissions of", path: path)
+            throw posixError("cannot restrict permissions", path: path)
         }
         return true
     }
@@ -112,7 +112,7 @@ public enum SecureFile {
         let code = errno
         let message = String(cString: strerror(code))
         return PKIError(
-            code: .fileSystem, path: path, reason: "\(what) file: \(message)",
+            code: .fileSystem, path: path, reason: "\(what): \(message)",
             remedy: code == EACCES || code == EPERM ? "check ownership and permissions of the data directory" : nil)
     }
 

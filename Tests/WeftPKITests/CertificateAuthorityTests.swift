@@ -38,12 +38,34 @@ import X509
         #expect(certificate.notValidAfter <= referenceNow + 3653 * day)
     }
 
-    @Test func serialsAreRandomAndPositive() throws {
-        let a = try CertificateAuthority.create(now: referenceNow).certificate.serialNumber
-        let b = try CertificateAuthority.create(now: referenceNow).certificate.serialNumber
-        #expect(a != b)
-        #expect(a.bytes.count >= 8)
-        #expect(a.bytes.first.map { $0 & 0x80 == 0 } ?? false)
+    @Test func serialsAreRandomAndPositiveInDER() throws {
+        for _ in 0..<16 {
+            let a = try CertificateAuthority.create(now: referenceNow).certificate
+            let b = try CertificateAuthority.create(now: referenceNow).certificate
+            #expect(a.serialNumber != b.serialNumber)
+            #expect(a.serialNumber.bytes.count >= 8 && a.serialNumber.bytes.count <= 20)
+            // The DER INTEGER must be positive (RFC 5280 4.1.2.2), whatever the top bit of the random bytes.
+            let content = try derSerialContent(of: a)
+            #expect(content.first.map { $0 < 0x80 } == true)
+            #expect(content.count <= 21)
+        }
+    }
+
+    /// The content octets of the serialNumber INTEGER in the certificate's DER encoding.
+    func derSerialContent(of certificate: Certificate) throws -> [UInt8] {
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        let root = try DER.parse(serializer.serializedBytes)
+        guard case .constructed(let certificateNodes) = root.content,
+            let tbs = certificateNodes.first(where: { _ in true }),
+            case .constructed(let tbsNodes) = tbs.content,
+            let serial = tbsNodes.first(where: { $0.identifier == .integer }),
+            case .primitive(let bytes) = serial.content
+        else {
+            Issue.record("unexpected certificate structure")
+            return []
+        }
+        return Array(bytes)
     }
 
     @Test func leafFieldsForServerUsage() throws {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import X509
@@ -56,7 +57,7 @@ import X509
     @Test func expiredServingCertificateDoesNotVerify() async throws {
         let ca = try CertificateAuthority.create(now: referenceNow)
         let leaf = try ca.issue(
-            publicKey: ca.issueIdentity(commonName: "k", validity: day, usage: .serverAuth, now: referenceNow).certificate.publicKey,
+            publicKey: Certificate.PublicKey(P256.Signing.PrivateKey().publicKey),
             commonName: "localhost", dnsNames: ["localhost"], validity: day, usage: .serverAuth, now: referenceNow)
         #expect(await validate(leaf, roots: [ca.certificate], hostname: "localhost", ip: nil, at: referenceNow + 3600))
         #expect(!(await validate(leaf, roots: [ca.certificate], hostname: "localhost", ip: nil, at: referenceNow + 2 * day)))
