@@ -1,0 +1,141 @@
+import Foundation
+import WeftCore
+
+/// How objects look in `weft get`: table columns and the flat fields added to JSON and YAML output.
+public enum ResourceView {
+    /// Table headers for `kind`; with `allNamespaces`, namespaced kinds start with NAMESPACE.
+    public static func headers(_ kind: ResourceKind, allNamespaces: Bool) -> [String] {
+        let columns: [String]
+        switch kind {
+        case .deployment: columns = ["NAME", "READY", "UP-TO-DATE", "AGE"]
+        case .service: columns = ["NAME", "TYPE", "CLUSTER-IP", "PORTS", "SELECTOR", "AGE"]
+        case .replica: columns = ["NAME", "PHASE", "READY", "RESTARTS", "ADDRESS", "NODE", "AGE"]
+        case .node: columns = ["NAME", "STATUS", "ADDRESSES", "HEARTBEAT", "AGE"]
+        }
+        return showsNamespace(kind, allNamespaces) ? ["NAMESPACE"] + columns : columns
+    }
+
+    /// The table row of one object (JSON as the API serves it).
+    public static func row(_ kind: ResourceKind, _ object: JSONValue, allNamespaces: Bool, now: Date = Date()) -> [String] {
+        let metadata = decode(ObjectMeta.self, object["metadata"]) ?? ObjectMeta(name: object["metadata"]?["name"]?.stringValue ?? "?")
+        let age = Age.since(metadata.creationTimestamp, now: now)
+        var cells: [String]
+        switch kind {
+        case .deployment:
+            let deployment = decode(Deployment.self, object)
+            let status = deployment?.status
+            cells = [metadata.name, "\(status?.readyReplicas ?? 0)/\(deployment?.spec.desiredReplicas ?? 0)", "\(status?.updatedReplicas ?? 0)", age]
+        case .service:
+            let spec = decode(Service.self, object)?.spec
+            cells = [metadata.name, spec?.serviceType.rawValue ?? "?", spec?.clusterIP ?? "<none>",
+                     spec.map(portsText) ?? "", selectorText(spec?.selector), age]
+        case .replica:
+            let replica = decode(Replica.self, object)
+            let status = replica?.status
+            cells = [metadata.name, phase(replica), (replica?.isReady ?? false) ? "true" : "false", "\(status?.restarts ?? 0)",
+                     replica.flatMap(address) ?? "<none>", replica?.spec.node ?? "<none>", age]
+        case .node:
+            let node = decode(Node.self, object)
+            var state = (node?.status?.ready ?? false) ? "Ready" : "NotReady"
+            if node?.spec?.unschedulable == true { state += ",SchedulingDisabled" }
+            let addresses = node?.status?.addresses ?? []
+            let heartbeat = node?.status?.lastHeartbeat.map { Age.since($0, now: now) + " ago" } ?? "<never>"
+            cells = [metadata.name, state, addresses.isEmpty ? "<none>" : addresses.joined(separator: ","), heartbeat, age]
+        }
+        if showsNamespace(kind, allNamespaces) { cells.insert(metadata.namespace ?? defaultNamespace, at: 0) }
+        return cells
+    }
+
+    /// A table of `objects`.
+    public static func table(_ kind: ResourceKind, _ objects: [JSONValue], allNamespaces: Bool, now: Date = Date()) -> Table {
+        Table(headers: headers(kind, allNamespaces: allNamespaces), rows: objects.map { row(kind, $0, allNamespaces: allNamespaces, now: now) })
+    }
+
+    /// Convenience fields for scripts and tests: `name` and `namespace` for every kind (`""` for
+    /// nodes), and the state that matters per kind (for replicas: deployment, node, phase, ready,
+    /// address, ip, ports, restarts, pid).
+    public static func flatFields(_ kind: ResourceKind, _ object: JSONValue) -> [String: JSONValue] {
+        let name = object["metadata"]?["name"]?.stringValue ?? ""
+        let namespace = kind.isNamespaced ? (object["metadata"]?["namespace"]?.stringValue ?? defaultNamespace) : ""
+        var fields: [String: JSONValue] = ["name": .string(name), "namespace": .string(namespace)]
+        func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+        func int(_ value: Int) -> JSONValue { .int(Int64(value)) }
+        switch kind {
+        case .deployment:
+            let deployment = decode(Deployment.self, object)
+            fields["replicas"] = int(deployment?.spec.desiredReplicas ?? 0)
+            fields["readyReplicas"] = int(deployment?.status?.readyReplicas ?? 0)
+            fields["updatedReplicas"] = int(deployment?.status?.updatedReplicas ?? 0)
+        case .service:
+            let spec = decode(Service.self, object)?.spec
+            fields["type"] = optional(spec?.serviceType.rawValue)
+            fields["clusterIP"] = optional(spec?.clusterIP)
+        case .replica:
+            let replica = decode(Replica.self, object)
+            fields["deployment"] = optional(replica?.spec.deployment)
+            fields["node"] = optional(replica?.spec.node)
+            fields["phase"] = .string(phase(replica))
+            fields["ready"] = .bool(replica?.isReady ?? false)
+            fields["address"] = optional(replica.flatMap(address))
+            fields["ip"] = optional(replica?.status?.address)
+            fields["ports"] = .object((replica?.status?.ports ?? [:]).mapValues { .int(Int64($0)) })
+            fields["restarts"] = int(replica?.status?.restarts ?? 0)
+            fields["pid"] = replica?.status?.pid.map(int) ?? .null
+        case .node:
+            let node = decode(Node.self, object)
+            fields["ready"] = .bool(node?.status?.ready ?? false)
+            fields["addresses"] = .array((node?.status?.addresses ?? []).map(JSONValue.string))
+            fields["lastHeartbeat"] = optional(node?.status?.lastHeartbeat)
+        }
+        return fields
+    }
+
+    /// The object with `flatFields` added at its top level (the object's own fields win).
+    public static func flattened(_ kind: ResourceKind, _ object: JSONValue) -> JSONValue {
+        guard case .object(var members) = object else { return object }
+        for (key, value) in flatFields(kind, object) where members[key] == nil {
+            members[key] = value
+        }
+        return .object(members)
+    }
+
+    /// `address:port` of a replica's first declared port, or its address alone when no port is known.
+    public static func address(_ replica: Replica) -> String? {
+        guard let address = replica.status?.address, !address.isEmpty else { return nil }
+        let ports = replica.status?.ports ?? [:]
+        let declared = (replica.spec.template.ports ?? []).map(\.name)
+        guard let port = declared.lazy.compactMap({ ports[$0] }).first ?? ports.sorted(by: { $0.key < $1.key }).first?.value else {
+            return address
+        }
+        return address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+
+    /// The replica's phase, `Pending` before an agent has reported, `Terminating` once deletion began.
+    public static func phase(_ replica: Replica?) -> String {
+        guard let replica else { return "Unknown" }
+        if replica.isTerminating { return ReplicaPhase.terminating.rawValue }
+        return replica.status?.phase.rawValue ?? ReplicaPhase.pending.rawValue
+    }
+
+    static func portsText(_ spec: ServiceSpec) -> String {
+        let text = spec.ports.map { port -> String in
+            var s = "\(port.port)"
+            if let target = port.targetPort, target != .number(port.port) { s += ":\(target)" }
+            return s + "/\(port.protocol ?? "TCP")"
+        }.joined(separator: ",")
+        return text.isEmpty ? "<none>" : text
+    }
+
+    static func selectorText(_ selector: [String: String]?) -> String {
+        guard let selector, !selector.isEmpty else { return "<none>" }
+        return selector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+
+    static func showsNamespace(_ kind: ResourceKind, _ allNamespaces: Bool) -> Bool { allNamespaces && kind.isNamespaced }
+
+    /// Lenient decoding for display: unknown fields are ignored, failures give nil.
+    public static func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue?) -> T? {
+        guard let value, let data = try? value.serialized() else { return nil }
+        return try? JSONDecoder().decode(T.self, from: data)
+    }
+}
