@@ -1,0 +1,205 @@
+import ArgumentParser
+import Foundation
+import WeftClient
+import WeftCore
+
+/// `weft describe KIND NAME`: one object in readable form, with its replicas for a deployment.
+struct DescribeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show one object in detail.")
+
+    @Argument(help: "deployment, service, replica or node.")
+    var kind: String
+
+    @Argument(help: "The object's name.")
+    var name: String
+
+    @OptionGroup var namespace: NamespaceOption
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let kind = try parseKind(kind)
+            try await client.withClient { api in
+                let scope = kind.isNamespaced ? namespace.resolved : nil
+                let object = try await api.get(kind, namespace: scope, name: name)
+                var out = Description()
+                let now = Date()
+                switch kind {
+                case .deployment:
+                    guard let deployment = ResourceView.decode(Deployment.self, object) else { throw unreadable(kind) }
+                    let replicas = try await api.list(Replica.self, namespace: scope).items.filter { $0.spec.deployment == name }
+                    out.deployment(deployment, replicas: replicas, now: now)
+                case .service:
+                    guard let service = ResourceView.decode(Service.self, object) else { throw unreadable(kind) }
+                    out.service(service, now: now)
+                case .replica:
+                    guard let replica = ResourceView.decode(Replica.self, object) else { throw unreadable(kind) }
+                    out.replica(replica, now: now)
+                case .node:
+                    guard let node = ResourceView.decode(Node.self, object) else { throw unreadable(kind) }
+                    out.node(node, now: now)
+                }
+                print(out.text, terminator: "")
+            }
+        }
+    }
+
+    private func unreadable(_ kind: ResourceKind) -> ClientError {
+        ClientError("the API server sent a \(kind.rawValue) this client cannot read; are client and server the same version?")
+    }
+}
+
+/// Builds the `Key:  value` text of `weft describe`, with nested sections indented.
+struct Description {
+    private(set) var text = ""
+    private var indent = 0
+
+    mutating func field(_ key: String, _ value: String?) {
+        let pad = String(repeating: " ", count: indent)
+        let label = key + ":"
+        text += pad + label + String(repeating: " ", count: max(1, 20 - indent - label.count)) + (value ?? "<none>") + "\n"
+    }
+
+    mutating func section(_ title: String, _ body: (inout Description) -> Void) {
+        text += String(repeating: " ", count: indent) + title + ":\n"
+        indent += 2
+        body(&self)
+        indent -= 2
+    }
+
+    mutating func lines(_ block: String) {
+        let pad = String(repeating: " ", count: indent)
+        for line in block.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty {
+            text += pad + line + "\n"
+        }
+    }
+
+    // MARK: - Kinds
+
+    mutating func metadata(_ meta: ObjectMeta, namespaced: Bool, now: Date) {
+        field("Name", meta.name)
+        if namespaced { field("Namespace", meta.namespace ?? defaultNamespace) }
+        field("Labels", Self.pairs(meta.labels))
+        field("Annotations", Self.pairs(meta.annotations))
+        field("Created", meta.creationTimestamp.map { "\($0) (\(Age.since($0, now: now)) ago)" })
+        if let deletion = meta.deletionTimestamp { field("Deleting since", "\(deletion) (\(Age.since(deletion, now: now)) ago)") }
+        field("Resource Version", meta.resourceVersion)
+    }
+
+    mutating func deployment(_ deployment: Deployment, replicas: [Replica], now: Date) {
+        metadata(deployment.metadata, namespaced: true, now: now)
+        field("Generation", deployment.metadata.generation.map { "\($0) (observed: \(deployment.status?.observedGeneration.map(String.init) ?? "none"))" })
+        let status = deployment.status ?? DeploymentStatus()
+        field("Replicas", "\(deployment.spec.desiredReplicas) desired | \(status.updatedReplicas) updated | \(status.replicas) total | \(status.readyReplicas) ready")
+        field("Selector", Self.pairs(deployment.spec.selector?.matchLabels ?? deployment.spec.template.metadata?.labels))
+        let strategy = deployment.spec.strategy
+        var strategyText = strategy?.type ?? "RollingUpdate"
+        if strategyText == "RollingUpdate" {
+            let bounds = DeploymentPlan.rollingBounds(desired: deployment.spec.desiredReplicas, strategy: strategy)
+            strategyText += " (max surge \(strategy?.rollingUpdate?.maxSurge?.description ?? "25%"), max unavailable \(strategy?.rollingUpdate?.maxUnavailable?.description ?? "25%"): \(bounds.surge) extra, \(bounds.unavailable) unavailable)"
+        }
+        field("Strategy", strategyText)
+        section("Template") { out in
+            out.field("Labels", Self.pairs(deployment.spec.template.metadata?.labels))
+            out.field("Template Hash", TemplateHash.of(deployment.spec.template))
+            out.workload(deployment.spec.template.spec)
+        }
+        section("Replicas") { out in
+            if replicas.isEmpty {
+                out.lines("<none>")
+            } else {
+                let objects = replicas.sorted { $0.name < $1.name }.compactMap { try? JSONValue.parse(JSONEncoder().encode($0)) }
+                out.lines(ResourceView.table(.replica, objects, allNamespaces: false, now: now).render())
+            }
+        }
+    }
+
+    mutating func workload(_ spec: WorkloadSpec) {
+        field("Command", Self.shellWords(spec.command + (spec.args ?? [])))
+        if let dir = spec.workingDir { field("Working Dir", dir) }
+        field("Ports", (spec.ports ?? []).isEmpty ? nil : (spec.ports ?? []).map { port in
+            port.name + (port.containerPort.map { " (container port \($0))" } ?? "") + "/\(port.protocol ?? "TCP")"
+        }.joined(separator: ", "))
+        if let env = spec.env, !env.isEmpty {
+            section("Environment") { out in
+                for variable in env { out.field(variable.name, variable.value ?? "") }
+            }
+        }
+        field("Readiness", spec.readinessProbe.map(Self.probe))
+        field("Liveness", spec.livenessProbe.map(Self.probe))
+        if let resources = spec.resources {
+            field("Requests", Self.resourceList(resources.requests))
+            field("Limits", Self.resourceList(resources.limits))
+        }
+        field("Grace Period", "\(spec.gracePeriodSeconds)s")
+    }
+
+    mutating func replica(_ replica: Replica, now: Date) {
+        metadata(replica.metadata, namespaced: true, now: now)
+        field("Deployment", replica.spec.deployment)
+        field("Node", replica.spec.node)
+        field("Template Hash", replica.spec.templateHash)
+        let status = replica.status
+        field("Phase", ResourceView.phase(replica))
+        field("Ready", replica.isReady ? "true" : "false")
+        field("Message", status?.message)
+        field("Address", status?.address)
+        field("Ports", (status?.ports ?? [:]).isEmpty ? nil : (status?.ports ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        field("Restarts", "\(status?.restarts ?? 0)")
+        field("Last Exit Status", status?.lastExitStatus)
+        field("PID", status?.pid.map(String.init))
+        field("Started", status?.startedAt.map { "\($0) (\(Age.since($0, now: now)) ago)" })
+        section("Template") { out in out.workload(replica.spec.template) }
+    }
+
+    mutating func service(_ service: Service, now: Date) {
+        metadata(service.metadata, namespaced: true, now: now)
+        field("Type", service.spec.serviceType.rawValue)
+        field("Cluster IP", service.spec.clusterIP)
+        field("Selector", Self.pairs(service.spec.selector))
+        section("Ports") { out in
+            for port in service.spec.ports {
+                out.field(port.name ?? "(unnamed)", "\(port.port)/\(port.protocol ?? "TCP") -> target port \(port.targetPort?.description ?? String(port.port))")
+            }
+        }
+    }
+
+    mutating func node(_ node: Node, now: Date) {
+        metadata(node.metadata, namespaced: false, now: now)
+        field("Status", (node.status?.ready ?? false) ? "Ready" : "NotReady")
+        field("Schedulable", node.spec?.unschedulable == true ? "false" : "true")
+        field("Addresses", node.status?.addresses.map { $0.joined(separator: ", ") })
+        field("Capacity", Self.resourceList(node.status?.capacity))
+        field("Last Heartbeat", node.status?.lastHeartbeat.map { "\($0) (\(Age.since($0, now: now)) ago)" })
+        field("Version", node.status?.version)
+    }
+
+    // MARK: - Formatting
+
+    static func pairs(_ map: [String: String]?) -> String? {
+        guard let map, !map.isEmpty else { return nil }
+        return map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+
+    static func resourceList(_ list: ResourceList?) -> String? {
+        guard let list else { return nil }
+        let parts = [list.cpu.map { "cpu=\($0)" }, list.memory.map { "memory=\($0)" }].compactMap { $0 }
+        return parts.isEmpty ? nil : parts.joined(separator: ", ")
+    }
+
+    static func probe(_ probe: Probe) -> String {
+        var action = "?"
+        if let http = probe.httpGet { action = "http-get :\(http.port)\(http.path ?? "/")" }
+        if let tcp = probe.tcpSocket { action = "tcp-socket :\(tcp.port)" }
+        if let exec = probe.exec { action = "exec \(shellWords(exec.command))" }
+        return "\(action) delay=\(probe.initialDelay)s period=\(probe.period)s timeout=\(probe.timeout)s success=\(probe.successes) failure=\(probe.failures)"
+    }
+
+    /// Words joined with spaces, quoting any that would not survive a shell as they are.
+    static func shellWords(_ words: [String]) -> String {
+        words.map { word in
+            let plain = !word.isEmpty && word.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_./=:,@%+".unicodeScalars.contains($0) }
+            return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
+    }
+}

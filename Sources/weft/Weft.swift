@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// The `weft` command: the control plane (`weft server`) and the kubectl-style client commands.
+@main
+struct Weft: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weft",
+        abstract: "Weft: a small service mesh and orchestrator.",
+        subcommands: [
+            ServerCommand.self,
+            ApplyCommand.self,
+            GetCommand.self,
+            DescribeCommand.self,
+            DeleteCommand.self,
+            ScaleCommand.self,
+            LogsCommand.self,
+        ]
+    )
+}
