@@ -100,26 +100,23 @@ public final class APIClient: Sendable {
 
     /// Deletes an object (replicas gracefully unless `final`); a missing one is an `APIError` 404.
     public func delete(_ kind: ResourceKind, namespace: String?, name: String, final: Bool = false) async throws {
-        _ = try await send(.DELETE, Self.objectPath(kind, namespace: namespace, name: name),
-                           query: final ? [("final", "true")] : [], decoding: JSONValue.self)
+        try await send(.DELETE, Self.objectPath(kind, namespace: namespace, name: name), query: final ? [("final", "true")] : [])
     }
 
     /// Sets a deployment's desired replica count.
     public func scale(namespace: String, deployment: String, replicas: Int) async throws {
         let body = try Self.encode(JSONValue.object(["replicas": .int(Int64(replicas))]))
-        _ = try await send(.PUT, Self.objectPath(.deployment, namespace: namespace, name: deployment) + "/scale", body: body, decoding: JSONValue.self)
+        try await send(.PUT, Self.objectPath(.deployment, namespace: namespace, name: deployment) + "/scale", body: body)
     }
 
     /// Reports a replica's status (agents).
     public func updateReplicaStatus(namespace: String, name: String, status: ReplicaStatus) async throws {
-        _ = try await send(.PUT, Self.objectPath(.replica, namespace: namespace, name: name) + "/status",
-                           body: try Self.encode(status), decoding: JSONValue.self)
+        try await send(.PUT, Self.objectPath(.replica, namespace: namespace, name: name) + "/status", body: try Self.encode(status))
     }
 
     /// Registers a node or renews its heartbeat (agents).
     public func putNode(_ node: Node) async throws {
-        _ = try await send(.PUT, Self.objectPath(.node, namespace: nil, name: node.metadata.name),
-                           body: try Self.encode(node), decoding: JSONValue.self)
+        try await send(.PUT, Self.objectPath(.node, namespace: nil, name: node.metadata.name), body: try Self.encode(node))
     }
 
     // MARK: - Paths
@@ -187,21 +184,27 @@ public final class APIClient: Sendable {
     /// `ClientError` that says the server is unreachable.
     func send<T: Decodable>(_ method: Method, _ path: String, query: [(String, String)] = [], body: ByteBuffer? = nil,
                             decoding type: T.Type) async throws -> T {
-        let request = makeRequest(method, path, query: query, body: body)
-        let bytes: ByteBuffer
-        do {
-            let response = try await http.execute(request, timeout: Self.requestTimeout)
-            bytes = try await response.body.collect(upTo: Self.maxBody)
-            guard (200..<300).contains(response.status.code) else {
-                throw APIError.from(status: Int(response.status.code), reason: response.status.reasonPhrase, body: Array(bytes.readableBytesView))
-            }
-        } catch {
-            throw translate(error)
-        }
+        let bytes = try await send(method, path, query: query, body: body)
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes.readableBytesView))
         } catch {
             throw ClientError("unexpected answer from the API server to \(method.rawValue) \(path): \(error)")
+        }
+    }
+
+    /// Sends a request and returns the body of a 2xx answer.
+    @discardableResult
+    func send(_ method: Method, _ path: String, query: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> ByteBuffer {
+        let request = makeRequest(method, path, query: query, body: body)
+        do {
+            let response = try await http.execute(request, timeout: Self.requestTimeout)
+            let bytes = try await response.body.collect(upTo: Self.maxBody)
+            guard (200..<300).contains(response.status.code) else {
+                throw APIError.from(status: Int(response.status.code), reason: response.status.reasonPhrase, body: Array(bytes.readableBytesView))
+            }
+            return bytes
+        } catch {
+            throw translate(error)
         }
     }
 

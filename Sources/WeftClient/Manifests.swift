@@ -103,7 +103,9 @@ public enum YAMLText {
     public static func documents(_ text: String) throws(Failure) -> [JSONValue?] {
         var result: [JSONValue?] = []
         do {
-            for node in try Yams.compose_all(yaml: text, resolver) {
+            // Parser directly, not compose_all: its sequence swallows syntax errors.
+            let parser = try Parser(yaml: text, resolver: resolver)
+            while let node = try parser.nextRoot() {
                 try checkKeys(node)
                 result.append(try convert(node.any, line: node.mark?.line))
             }
