@@ -87,6 +87,7 @@ let package = Package(
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore"]),
         .testTarget(name: "WeftPKITests", dependencies: ["WeftPKI"]),
         .testTarget(name: "WeftRuntimeTests", dependencies: ["WeftRuntime"]),
+        .testTarget(name: "WeftControlPlaneTests", dependencies: ["WeftControlPlane", "WeftStore", "WeftCore"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: [
             "WeftCore", "WeftClient", "weft", "weft-demo",
         ]),

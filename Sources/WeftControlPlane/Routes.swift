@@ -16,36 +16,38 @@ struct Routes: Sendable {
 
     func register(on api: RouterGroup<BasicRequestContext>) {
         api.post("apply") { request, context in try await apply(request, context) }
-        api.get(":plural") { request, context in
-            let kind = try kind(context)
-            return try await listOrWatch(kind, namespace: nil, request)
-        }
-        api.get(":plural/:name") { _, context in
-            let kind = try kind(context)
-            guard !kind.isNamespaced else { throw APIFailure(code: 404, message: "\(kind.plural) are namespaced: use /api/v1/namespaces/{namespace}/\(kind.plural)/{name}") }
-            return try JSONResponse.make(try await registry.get(kind, namespace: "", name: try context.parameters.require("name")))
-        }
-        api.delete(":plural/:name") { request, context in
-            let kind = try kind(context)
-            guard !kind.isNamespaced else { throw APIFailure(code: 404, message: "\(kind.plural) are namespaced") }
-            return try JSONResponse.make(try await registry.delete(kind, namespace: "", name: try context.parameters.require("name")))
+        // Every path is spelled out per kind: the router does not backtrack from a literal segment
+        // (`deployments` in `.../deployments/:name/scale`) to a parameter (`:plural`).
+        for kind in ResourceKind.allCases {
+            let plural = kind.plural
+            api.get(RouterPath(plural)) { request, _ in try await listOrWatch(kind, namespace: nil, request) }
+            if kind.isNamespaced {
+                let collection = "namespaces/:namespace/\(plural)"
+                api.get(RouterPath(collection)) { request, context in
+                    try await listOrWatch(kind, namespace: try context.parameters.require("namespace"), request)
+                }
+                api.get(RouterPath(collection + "/:name")) { _, context in
+                    let (namespace, name) = try namespacedName(context)
+                    return try JSONResponse.make(try await registry.get(kind, namespace: namespace, name: name))
+                }
+                api.delete(RouterPath(collection + "/:name")) { request, context in
+                    let (namespace, name) = try namespacedName(context)
+                    let final = request.uri.queryParameters.get("final") == "true"
+                    return try JSONResponse.make(try await registry.delete(kind, namespace: namespace, name: name, final: final))
+                }
+            } else {
+                api.get(RouterPath(plural + "/:name")) { _, context in
+                    try JSONResponse.make(try await registry.get(kind, namespace: "", name: try context.parameters.require("name")))
+                }
+                api.delete(RouterPath(plural + "/:name")) { _, context in
+                    try JSONResponse.make(try await registry.delete(kind, namespace: "", name: try context.parameters.require("name")))
+                }
+            }
         }
         api.put("nodes/:name") { request, context in
             var node: Node = try await decodeBody(Node.self, request)
             node.metadata.name = try context.parameters.require("name")
             return try JSONResponse.make(try await registry.putNode(node))
-        }
-        api.get("namespaces/:namespace/:plural") { request, context in
-            try await listOrWatch(try kind(context), namespace: try context.parameters.require("namespace"), request)
-        }
-        api.get("namespaces/:namespace/:plural/:name") { _, context in
-            let (kind, namespace, name) = try objectPath(context)
-            return try JSONResponse.make(try await registry.get(kind, namespace: namespace, name: name))
-        }
-        api.delete("namespaces/:namespace/:plural/:name") { request, context in
-            let (kind, namespace, name) = try objectPath(context)
-            let final = request.uri.queryParameters.get("final") == "true"
-            return try JSONResponse.make(try await registry.delete(kind, namespace: namespace, name: name, final: final))
         }
         api.put("namespaces/:namespace/deployments/:name/scale") { request, context in
             struct Scale: Codable { var replicas: Int }
@@ -204,18 +206,8 @@ struct Routes: Sendable {
 
     // MARK: - Helpers
 
-    private func kind(_ context: BasicRequestContext) throws -> ResourceKind {
-        let plural = try context.parameters.require("plural")
-        guard let kind = ResourceKind.allCases.first(where: { $0.plural == plural }) else {
-            throw APIFailure(code: 404, message: "unknown resource \"\(plural)\"; use one of \(ResourceKind.allCases.map(\.plural).joined(separator: ", "))")
-        }
-        return kind
-    }
-
-    private func objectPath(_ context: BasicRequestContext) throws -> (ResourceKind, String, String) {
-        let kind = try kind(context)
-        guard kind.isNamespaced else { throw APIFailure(code: 404, message: "\(kind.plural) are cluster-scoped: use /api/v1/\(kind.plural)/{name}") }
-        return (kind, try context.parameters.require("namespace"), try context.parameters.require("name"))
+    private func namespacedName(_ context: BasicRequestContext) throws -> (String, String) {
+        (try context.parameters.require("namespace"), try context.parameters.require("name"))
     }
 
     private func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {

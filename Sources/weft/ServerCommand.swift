@@ -1,7 +1,132 @@
 import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import WeftAgent
+import WeftClient
+import WeftControlPlane
+import WeftCore
+import WeftPKI
+import WeftStore
 
-/// Placeholder until the real `weft server` lands (owned by the control-plane author, who overwrites this file).
+/// `weft server`: the control plane (API server, store, controllers) and a local node agent.
 struct ServerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "server", abstract: "Run the control plane and a local agent")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run a Weft control plane and a local node agent.",
+        discussion: """
+            State is kept in <data-dir>/state.db (SQLite). On first start the server creates a cluster CA, \
+            a serving certificate and an API token under <data-dir>/pki, and writes <data-dir>/admin.yaml \
+            for the CLI. It prints a line starting with `ready` once the API listens. SIGTERM or SIGINT stop \
+            it gracefully: replicas are stopped (grace period, then SIGKILL) and the store is closed.
+            """)
+
+    @Option(name: .long, help: "Directory for the store, PKI, logs and admin.yaml.")
+    var dataDir: String = "~/.weft"
+
+    @Option(name: .long, help: "Address of the HTTPS API (HOST:PORT; port 0 picks a free port).")
+    var apiListen: String = "127.0.0.1:7443"
+
+    @Option(name: .long, help: "Name of this node (default: the host name).")
+    var nodeName: String?
+
+    @Flag(name: .long, help: "Run only the control plane, no local agent.")
+    var noAgent = false
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "weft.server")
+        let dataDirectory = Paths.expand(dataDir)
+        let (host, port) = try ListenAddress.parse(apiListen, option: "--api-listen")
+        let node = nodeName ?? Self.defaultNodeName()
+        if let problem = Validation.dnsLabelProblem(node) {
+            throw ValidationError("--node-name: \(problem)")
+        }
+
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let pki = try ClusterPKI.loadOrCreate(
+            directory: (dataDirectory as NSString).appendingPathComponent("pki"),
+            servingNames: ["localhost", node] + (IPAddressText.isValid(host) ? [] : [host]),
+            servingIPs: ["127.0.0.1", "::1"] + (IPAddressText.isValid(host) && !["0.0.0.0", "::"].contains(host) ? [host] : []))
+        let store = try SQLiteStore(path: (dataDirectory as NSString).appendingPathComponent("state.db"), logger: Logger(label: "weft.store"))
+        let registry = Registry(store: store, logger: Logger(label: "weft.registry"))
+        let logDirectory = (dataDirectory as NSString).appendingPathComponent("logs")
+        let adminPath = (dataDirectory as NSString).appendingPathComponent("admin.yaml")
+
+        let (listening, announce) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))
+        let api = try APIServer.make(
+            configuration: APIServerConfiguration(host: host, port: port, certificatePath: pki.serverCertificatePath,
+                                                  keyPath: pki.serverKeyPath, token: pki.token),
+            registry: registry, logs: noAgent ? nil : LocalReplicaLogs(directory: logDirectory),
+            logger: Logger(label: "weft.api"),
+            onListening: { address in
+                let url = "https://\(ListenAddress.urlHost(host, bound: address)):\(address.port ?? port)"
+                do {
+                    try ClientConfig(server: url, token: pki.token, certificateAuthority: pki.caCertificatePEM).write(to: adminPath)
+                } catch {
+                    logger.error("cannot write admin.yaml", metadata: ["path": "\(adminPath)", "error": "\(error)"])
+                }
+                // Unbuffered, so a supervisor reading a pipe sees it at once.
+                FileHandle.standardOutput.write(Data("ready \(url) config=\(adminPath) node=\(node)\n".utf8))
+                announce.yield(url)
+            })
+        var services: [any ServiceLifecycle.Service] = [api, DeploymentController(registry: registry, logger: Logger(label: "weft.controller"))]
+        if !noAgent {
+            let agent = AgentConfiguration(
+                nodeName: node, stateDirectory: (dataDirectory as NSString).appendingPathComponent("agent"),
+                logDirectory: logDirectory, extraPath: [Paths.executableDirectory()])
+            services.append(LocalAgent(configuration: agent, adminPath: adminPath, listening: listening, logger: Logger(label: "weft.agent")))
+        }
+        // Services stop in reverse order: the agent stops its replicas first, the API server last.
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+        logger.info("stopped")
+    }
+}
+
+extension ServerCommand {
+    /// The host name's first label, lower-cased, with anything a DNS label cannot hold replaced by `-`.
+    static func defaultNodeName() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "node"
+        let cleaned = String(host.lowercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "-" })
+            .trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        return cleaned.isEmpty ? "node" : String(cleaned.prefix(63))
+    }
+}
+
+/// Runs the node agent once the API server listens, with the admin credentials.
+struct LocalAgent: ServiceLifecycle.Service {
+    let configuration: AgentConfiguration
+    let adminPath: String
+    let listening: AsyncStream<String>
+    let logger: Logger
+
+    func run() async throws {
+        var urls = listening.makeAsyncIterator()
+        guard await urls.next() != nil else { return }
+        let client = try APIClient(config: try ClientConfig.load(path: adminPath))
+        do {
+            try await NodeAgent(configuration: configuration, client: client, logger: logger).run()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
 }

@@ -1,0 +1,35 @@
+import Foundation
+
+/// Settings of a node agent.
+public struct AgentConfiguration: Sendable {
+    /// The node's name in the cluster.
+    public var nodeName: String
+    /// The address replicas on this node are reachable at (loopback for the process driver).
+    public var nodeAddress: String
+    /// Where the agent keeps its own state (`processes.json`).
+    public var stateDirectory: String
+    /// Where replica logs go: `<logDirectory>/<namespace>/<replica>.log`.
+    public var logDirectory: String
+    /// How often the node's heartbeat is renewed.
+    public var heartbeatInterval: Duration
+    /// Directories put in front of `PATH` for replica commands, so `weft-demo` next to `weft` is found.
+    public var extraPath: [String]
+    /// Labels of the node.
+    public var labels: [String: String]
+
+    public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
+                heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:]) {
+        self.nodeName = nodeName
+        self.nodeAddress = nodeAddress
+        self.stateDirectory = stateDirectory
+        self.logDirectory = logDirectory
+        self.heartbeatInterval = heartbeatInterval
+        self.extraPath = extraPath
+        self.labels = labels
+    }
+
+    /// The log directory of one namespace.
+    public func logDirectory(namespace: String) -> String {
+        (logDirectory as NSString).appendingPathComponent(namespace)
+    }
+}

@@ -1,0 +1,255 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import WeftClient
+import WeftCore
+import WeftRuntime
+
+/// Runs one replica on this node for as long as it is assigned here: allocates its ports, starts its
+/// process, probes it, restarts it with backoff when it exits or fails liveness, and reports status.
+actor ReplicaRunner {
+    let key: String
+    private(set) var replica: Replica
+    private let context: AgentContext
+    private let reporter: StatusReporter
+    private let ports: [String: Int]
+    private var status: ReplicaStatus
+    private var process: ReplicaProcess?
+    private var stopping = false
+
+    init(replica: Replica, context: AgentContext) throws {
+        self.key = "\(replica.namespace)/\(replica.name)"
+        self.replica = replica
+        self.context = context
+        self.reporter = StatusReporter(client: context.client, namespace: replica.namespace, replica: replica.name, logger: context.logger)
+        var ports: [String: Int] = [:]
+        do {
+            for port in replica.spec.template.ports ?? [] {
+                ports[port.name] = try context.ports.allocate()
+            }
+        } catch {
+            for port in ports.values { context.ports.release(port) }
+            throw error
+        }
+        self.ports = ports
+        self.status = ReplicaStatus(phase: .pending, ready: false, address: context.configuration.nodeAddress,
+                                    ports: ports.isEmpty ? nil : ports, restarts: replica.status?.restarts ?? 0)
+    }
+
+    /// Runs until `stop()`: the process is restarted whenever it exits.
+    func run() async {
+        var crashes = 0
+        while !stopping {
+            let started = ContinuousClock.now
+            guard let process = start() else {
+                crashes += 1
+                await backoff(crashes: crashes)
+                continue
+            }
+            let exit = await supervise(process)
+            context.ledger.forget(key)
+            self.process = nil
+            if stopping { break }
+            crashes = context.backoff.crashesAfterExit(previous: crashes, runTime: ContinuousClock.now - started)
+            status.restarts += 1
+            status.lastExitStatus = exit.description
+            status.ready = false
+            status.pid = nil
+            context.logger.info("replica process exited; restarting", metadata: ["replica": "\(key)", "exit": "\(exit)", "restarts": "\(status.restarts)"])
+            await backoff(crashes: crashes)
+        }
+    }
+
+    /// Stops the process (SIGTERM, the template's grace period, SIGKILL) and the run loop, and releases ports.
+    func stop() async {
+        stopping = true
+        if let process {
+            let grace = Duration.seconds(replica.spec.template.gracePeriodSeconds)
+            let exit = await process.stop(grace: grace)
+            status.lastExitStatus = exit.description
+            context.ledger.forget(key)
+        }
+        for port in ports.values { context.ports.release(port) }
+    }
+
+    /// Stops reporting without waiting (the replica object is gone).
+    func abandonStatus() { reporter.cancel() }
+
+    /// Flushes pending status reports.
+    func finishReporting() async { await reporter.finish() }
+
+    func update(_ replica: Replica) { self.replica = replica }
+
+    // MARK: - Steps
+
+    private func publish(_ phase: ReplicaPhase, ready: Bool, message: String? = nil) {
+        status.phase = phase
+        status.ready = ready
+        status.message = message
+        reporter.report(status)
+    }
+
+    private func start() -> ReplicaProcess? {
+        let template = replica.spec.template
+        do {
+            let logDirectory = context.configuration.logDirectory(namespace: replica.namespace)
+            try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            let log = try RotatingLog(directory: logDirectory, replica: replica.name)
+            let process = try ReplicaProcess.start(
+                ProcessSpec(executable: template.command[0], arguments: Array(template.command.dropFirst()) + (template.args ?? []),
+                            environment: environment(), workingDirectory: template.workingDir),
+                log: log, logger: context.logger)
+            self.process = process
+            context.ledger.record(key, process.identity)
+            status.pid = Int(process.pid)
+            status.startedAt = Date().formatted(.iso8601)
+            if template.readinessProbe == nil {
+                publish(.ready, ready: true)
+            } else {
+                publish(.starting, ready: false)
+            }
+            return process
+        } catch {
+            status.lastExitStatus = nil
+            publish(.failing, ready: false, message: "cannot start: \(error)")
+            context.logger.warning("cannot start replica", metadata: ["replica": "\(key)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Waits for the process to exit, probing it meanwhile; a liveness failure stops it.
+    private func supervise(_ process: ReplicaProcess) async -> ExitStatus {
+        let template = replica.spec.template
+        return await withTaskGroup(of: ExitStatus?.self) { group in
+            group.addTask { await process.waitForExit() }
+            if let probe = template.readinessProbe {
+                group.addTask {
+                    await self.probeLoop(probe, liveness: false)
+                    return nil
+                }
+            }
+            if let probe = template.livenessProbe {
+                group.addTask {
+                    await self.probeLoop(probe, liveness: true)
+                    return nil
+                }
+            }
+            var exit: ExitStatus = .exited(0)
+            for await result in group {
+                if let result {
+                    exit = result
+                    group.cancelAll()
+                }
+            }
+            return exit
+        }
+    }
+
+    private func probeLoop(_ probe: Probe, liveness: Bool) async {
+        var tracker = ProbeTracker(successThreshold: probe.successes, failureThreshold: probe.failures, initiallyPassing: liveness)
+        let action = probeAction(probe)
+        do {
+            try await Task.sleep(for: .seconds(probe.initialDelay))
+            while !Task.isCancelled {
+                let result = await action.run(on: context.eventLoopGroup)
+                let success: Bool
+                var reason: String?
+                switch result {
+                case .success: success = true
+                case .failure(let why): success = false; reason = why
+                }
+                if let changed = tracker.record(success: success) {
+                    await probeChanged(passing: changed, liveness: liveness, reason: reason)
+                    if liveness && !changed { return }
+                }
+                try await Task.sleep(for: .seconds(probe.period))
+            }
+        } catch {
+            // Cancelled: the process exited.
+        }
+    }
+
+    private func probeChanged(passing: Bool, liveness: Bool, reason: String?) async {
+        guard !stopping, let process else { return }
+        if liveness {
+            context.logger.info("liveness probe failed; restarting replica", metadata: ["replica": "\(key)", "reason": "\(reason ?? "")"])
+            status.message = "liveness probe failed: \(reason ?? "")"
+            _ = await process.stop(grace: .seconds(replica.spec.template.gracePeriodSeconds))
+        } else if passing {
+            publish(.ready, ready: true)
+        } else {
+            publish(.running, ready: false, message: "readiness probe failed: \(reason ?? "")")
+        }
+    }
+
+    private func backoff(crashes: Int) async {
+        let delay = context.backoff.delay(consecutiveCrashes: crashes)
+        if delay > .zero {
+            publish(.failing, ready: false, message: status.message ?? "back-off \(delay) restarting after \(status.lastExitStatus ?? "failure")")
+            try? await Task.sleep(for: delay)
+        } else if !stopping {
+            publish(.starting, ready: false, message: status.message)
+        }
+        status.message = nil
+    }
+
+    // MARK: - Inputs
+
+    private func environment() -> [String: String] {
+        let configuration = context.configuration
+        var env: [String: String] = [:]
+        let inherited = ProcessInfo.processInfo.environment
+        env["PATH"] = (configuration.extraPath + [inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]).joined(separator: ":")
+        for name in ["HOME", "LANG", "TZ", "TMPDIR"] { env[name] = inherited[name] }
+        for variable in replica.spec.template.env ?? [] { env[variable.name] = variable.value ?? "" }
+        let declared = replica.spec.template.ports ?? []
+        if let first = declared.first, let port = ports[first.name] { env["PORT"] = String(port) }
+        for port in declared {
+            if let number = ports[port.name] {
+                env["PORT_" + port.name.uppercased().replacingOccurrences(of: "-", with: "_")] = String(number)
+            }
+        }
+        env["WEFT_REPLICA_NAME"] = replica.name
+        env["WEFT_NAMESPACE"] = replica.namespace
+        env["WEFT_DEPLOYMENT"] = replica.spec.deployment
+        env["WEFT_NODE"] = configuration.nodeName
+        env["WEFT_REPLICA_IP"] = configuration.nodeAddress
+        return env
+    }
+
+    private func resolve(_ port: PortReference) -> Int {
+        switch port {
+        case .name(let name):
+            return ports[name] ?? 0
+        case .number(let number):
+            if let declared = replica.spec.template.ports?.first(where: { $0.containerPort == number }), let allocated = ports[declared.name] {
+                return allocated
+            }
+            return number
+        }
+    }
+
+    private func probeAction(_ probe: Probe) -> ProbeAction {
+        let timeout = Duration.seconds(probe.timeout)
+        let host = context.configuration.nodeAddress
+        if let http = probe.httpGet {
+            return .httpGet(host: host, port: resolve(http.port), path: http.path ?? "/", timeout: timeout)
+        }
+        if let tcp = probe.tcpSocket {
+            return .tcpConnect(host: host, port: resolve(tcp.port), timeout: timeout)
+        }
+        return .exec(command: probe.exec?.command ?? ["false"], environment: environment(), timeout: timeout)
+    }
+}
+
+/// What every runner on a node shares.
+struct AgentContext: Sendable {
+    let configuration: AgentConfiguration
+    let client: APIClient
+    let ports: PortAllocator
+    let ledger: ProcessLedger
+    let backoff: RestartBackoff
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+}

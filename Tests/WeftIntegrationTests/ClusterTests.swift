@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// End-to-end tests against the real `weft` binary: a server on 127.0.0.1 port 0 with a temporary
+/// data directory, driven with the CLI and curl.
+@Suite("Single-node cluster", .serialized)
+struct ClusterTests {
+    private func readyReplicas(_ server: WeftServer, deployment: String) async throws -> [[String: Any]] {
+        try await server.items("replicas").filter { ($0["deployment"] as? String) == deployment && ($0["ready"] as? Bool) == true }
+    }
+
+    @Test("apply, self-heal after kill -9, graceful and crash restarts without duplicates")
+    func lifecycle() async throws {
+        try await withWeftServer { server in
+            let marker = "lifecycle-\(UUID().uuidString.prefix(8))"
+            let path = try writeTemporaryFile(demoManifest(name: "web", replicas: 3, marker: marker, dataDirectory: server.dataDirectory),
+                                              in: server.dataDirectory, name: "web.yaml")
+            let applied = try await server.cli(["apply", "-f", path])
+            #expect(applied.exit == .exited(0), "\(applied)")
+            #expect(applied.stdout.contains("deployment/web created"))
+
+            try await eventually("3 ready replicas") { try await readyReplicas(server, deployment: "web").count == 3 }
+            let replicas = try await server.items("replicas")
+            for item in replicas {
+                for field in ["name", "namespace", "deployment", "node", "phase", "ready", "address", "restarts"] {
+                    #expect(item[field] != nil, "replica item lacks \(field): \(item)")
+                }
+                #expect(item["phase"] as? String == "Ready")
+                #expect(item["node"] as? String == server.nodeName)
+            }
+            #expect(processes(withEnvironment: "TEST_MARKER=\(marker)").count == 3)
+
+            // kill -9 one replica's process: it is replaced and the deployment is back at 3 ready.
+            let victim = try #require(replicas.first)
+            let victimName = try #require(victim["name"] as? String)
+            let pid = try #require((victim["status"] as? [String: Any])?["pid"] as? Int)
+            kill(Int32(pid), SIGKILL)
+            try await eventually("the killed replica restarted and ready") {
+                let items = try await server.items("replicas")
+                guard let item = items.first(where: { $0["name"] as? String == victimName }) else { return false }
+                return (item["restarts"] as? Int ?? 0) >= 1 && item["ready"] as? Bool == true
+                    && items.filter { $0["ready"] as? Bool == true }.count == 3
+            }
+            let afterKill = try await server.items("replicas").first { $0["name"] as? String == victimName }
+            #expect(((afterKill?["status"] as? [String: Any])?["lastExitStatus"] as? String)?.contains("9") == true)
+            #expect(processes(withEnvironment: "TEST_MARKER=\(marker)").count == 3)
+
+            // Graceful restart: replicas stop with the server, the same objects come back, no duplicates.
+            let namesBefore = Set(try await server.items("replicas").compactMap { $0["name"] as? String })
+            let exit = try await server.stop()
+            #expect(exit == .exited(0))
+            #expect(processes(withEnvironment: "TEST_MARKER=\(marker)").isEmpty, "replicas outlived a graceful stop")
+            try await server.restart()
+            try await eventually("3 ready replicas after a graceful restart") { try await readyReplicas(server, deployment: "web").count == 3 }
+            #expect(Set(try await server.items("replicas").compactMap { $0["name"] as? String }) == namesBefore)
+            #expect(try await server.items("deployments").count == 1)
+            #expect(try await server.items("services").count == 1)
+            #expect(processes(withEnvironment: "TEST_MARKER=\(marker)").count == 3)
+
+            // Crash restart (kill -9 of the server): leftover replica processes are replaced, never duplicated.
+            let orphans = Set(processes(withEnvironment: "TEST_MARKER=\(marker)"))
+            try await server.crash()
+            try await server.restart()
+            try await eventually("3 ready replicas after a crash restart") { try await readyReplicas(server, deployment: "web").count == 3 }
+            try await eventually("leftover processes gone, exactly 3 running") {
+                let now = Set(processes(withEnvironment: "TEST_MARKER=\(marker)"))
+                return now.count == 3 && now.isDisjoint(with: orphans)
+            }
+            #expect(Set(try await server.items("replicas").compactMap { $0["name"] as? String }) == namesBefore)
+
+            // Scale down and delete: processes follow.
+            let scaled = try await server.cli(["scale", "deployment", "web", "--replicas", "1"])
+            #expect(scaled.exit == .exited(0), "\(scaled)")
+            try await eventually("scaled to 1") {
+                try await server.items("replicas").count == 1 && processes(withEnvironment: "TEST_MARKER=\(marker)").count == 1
+            }
+            let deleted = try await server.cli(["delete", "-f", path])
+            #expect(deleted.exit == .exited(0), "\(deleted)")
+            try await eventually("replicas gone after delete") {
+                try await server.items("replicas").isEmpty && processes(withEnvironment: "TEST_MARKER=\(marker)").isEmpty
+            }
+        }
+    }
+
+    @Test("an invalid manifest is refused with its field path and nothing is stored")
+    func invalidManifest() async throws {
+        try await withWeftServer { server in
+            let valid = demoManifest(name: "ok", replicas: 1, marker: "invalid-\(UUID().uuidString.prefix(8))", dataDirectory: server.dataDirectory)
+            let invalid = """
+                apiVersion: weft/v1
+                kind: Deployment
+                metadata:
+                  name: broken
+                spec:
+                  replicas: 2
+                  template:
+                    spec:
+                      command: ["weft-demo"]
+                      ports:
+                        - name: http
+                          containerPort: 70000
+                """
+            let path = try writeTemporaryFile(valid + "\n---\n" + invalid, in: server.dataDirectory, name: "mixed.yaml")
+            let result = try await server.cli(["apply", "-f", path])
+            #expect(result.exit != .exited(0))
+            #expect(result.stderr.contains("spec.template.spec.ports[0].containerPort"), "\(result)")
+            #expect(result.stderr.contains("mixed.yaml"), "\(result)")
+            #expect(try await server.items("deployments").isEmpty)
+            #expect(try await server.items("services").isEmpty)
+
+            let unknown = try writeTemporaryFile(invalid.replacingOccurrences(of: "replicas: 2", with: "replicaz: 2"), in: server.dataDirectory, name: "typo.yaml")
+            let typo = try await server.cli(["apply", "-f", unknown])
+            #expect(typo.exit != .exited(0))
+            #expect(typo.stderr.contains("spec.replicaz"), "\(typo)")
+        }
+    }
+
+    @Test("the API refuses requests without the token, and serves health without one")
+    func authentication() async throws {
+        try await withWeftServer { server in
+            let noToken = try await curl(["--cacert", server.caPath, "-o", "/dev/null", "-w", "%{http_code}", "\(server.url)/api/v1/deployments"])
+            #expect(noToken.stdout == "401")
+            let wrongToken = try await curl(["--cacert", server.caPath, "-o", "/dev/null", "-w", "%{http_code}",
+                                             "-H", "Authorization: Bearer wrong", "\(server.url)/api/v1/namespaces/default/deployments"])
+            #expect(wrongToken.stdout == "401")
+            let health = try await curl(["--cacert", server.caPath, "\(server.url)/healthz"])
+            #expect(health.stdout == "ok")
+            let withToken = try await curl(["--cacert", server.caPath, "-H", "Authorization: Bearer \(server.token)", "\(server.url)/api/v1/deployments"])
+            #expect(withToken.stdout.contains("\"items\""), "\(withToken)")
+            // The TLS certificate verifies against the cluster CA (curl checks it) and the secrets are owner-only.
+            for secret in ["pki/token", "pki/ca.key", "pki/server.key", "admin.yaml"] {
+                let mode = try FileManager.default.attributesOfItem(atPath: server.dataDirectory.appendingPathComponent(secret).path)[.posixPermissions] as? Int
+                #expect(mode == 0o600, "\(secret) has mode \(String(mode ?? 0, radix: 8))")
+            }
+        }
+    }
+
+    @Test("a watch resumed from an old resource version replays what it missed")
+    func watchResume() async throws {
+        try await withWeftServer { server in
+            let auth = ["--cacert", server.caPath, "-H", "Authorization: Bearer \(server.token)"]
+            let list = try await curl(auth + ["\(server.url)/api/v1/namespaces/default/services"])
+            let listed = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+            let start = try #require(listed?["resourceVersion"] as? String)
+
+            let manifest = """
+                apiVersion: weft/v1
+                kind: Service
+                metadata:
+                  name: echo
+                spec:
+                  selector:
+                    app: echo
+                  ports:
+                    - port: 80
+                """
+            let path = try writeTemporaryFile(manifest, in: server.dataDirectory, name: "svc.yaml")
+            #expect(try await server.cli(["apply", "-f", path]).exit == .exited(0))
+            let changed = try writeTemporaryFile(manifest.replacingOccurrences(of: "port: 80", with: "port: 81"), in: server.dataDirectory, name: "svc2.yaml")
+            #expect(try await server.cli(["apply", "-f", changed]).exit == .exited(0))
+            #expect(try await server.cli(["delete", "service", "echo"]).exit == .exited(0))
+
+            // Watch from before all three changes; curl ends the stream after 3 s.
+            let watch = try await curl(auth + ["-N", "--max-time", "3",
+                                               "\(server.url)/api/v1/namespaces/default/services?watch=true&resourceVersion=\(start)"])
+            let events = watch.stdout.split(separator: "\n").compactMap { line -> (String, Int)? in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let type = object["type"] as? String, type != "BOOKMARK",
+                      let body = object["object"] as? [String: Any],
+                      let port = ((body["spec"] as? [String: Any])?["ports"] as? [[String: Any]])?.first?["port"] as? Int else { return nil }
+                return (type, port)
+            }
+            #expect(events.map(\.0) == ["ADDED", "MODIFIED", "DELETED"], "\(watch)")
+            #expect(events.map(\.1) == [80, 81, 81])
+        }
+    }
+}
