@@ -7,7 +7,7 @@ public enum Quantity {
             return n
         }
         guard let value = decimal(text) else { return nil }
-        return Int((value * 1000).rounded())
+        return Int(exactly: (value * 1000).rounded())
     }
 
     /// Memory in bytes: `64Mi`, `1Gi`, `500M`, `1000`. Nil when malformed.
@@ -18,10 +18,10 @@ public enum Quantity {
         ]
         for (suffix, factor) in suffixes where text.hasSuffix(suffix) {
             guard let value = decimal(String(text.dropLast(suffix.count))) else { return nil }
-            return Int64((value * factor).rounded())
+            return Int64(exactly: (value * factor).rounded())
         }
         guard let value = decimal(text) else { return nil }
-        return Int64(value.rounded())
+        return Int64(exactly: value.rounded())
     }
 
     private static func decimal(_ text: String) -> Double? {

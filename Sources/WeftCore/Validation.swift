@@ -352,11 +352,14 @@ public enum IPAddressText {
     public static func isIPv6(_ s: String) -> Bool {
         guard s.contains(":"), s.count <= 45 else { return false }
         let doubleColons = s.components(separatedBy: "::").count - 1
-        guard doubleColons <= 1 else { return false }
+        guard doubleColons <= 1, !s.contains(":::") else { return false }
+        // A colon may only start or end the address as part of "::".
+        if (s.hasPrefix(":") && !s.hasPrefix("::")) || (s.hasSuffix(":") && !s.hasSuffix("::")) { return false }
         var groups = s.split(separator: ":", omittingEmptySubsequences: true).map(String.init)
         var limit = 8
         if let last = groups.last, last.contains(".") {
-            guard isIPv4(last) else { return false }
+            // An embedded IPv4 address can only be the last part.
+            guard s.hasSuffix(last), isIPv4(last) else { return false }
             groups.removeLast()
             limit = 6
         }
