@@ -37,22 +37,28 @@ final class ProcessLedger: Sendable {
                 }
             }
         }
-        entries.withLock { $0.removeAll() }
-        save()
+        entries.withLock { entries in
+            entries.removeAll()
+            save(entries)
+        }
     }
 
     func record(_ replica: String, _ identity: ProcessIdentity) {
-        entries.withLock { $0[replica] = identity }
-        save()
+        entries.withLock { entries in
+            entries[replica] = identity
+            save(entries)
+        }
     }
 
     func forget(_ replica: String) {
-        entries.withLock { $0[replica] = nil }
-        save()
+        entries.withLock { entries in
+            guard entries.removeValue(forKey: replica) != nil else { return }
+            save(entries)
+        }
     }
 
-    private func save() {
-        let snapshot = entries.withLock { $0 }
+    /// Writes the ledger; called with the lock held so concurrent changes are written in order.
+    private func save(_ snapshot: [String: ProcessIdentity]) {
         do {
             let data = try JSONEncoder().encode(snapshot)
             let temporary = path + ".tmp"

@@ -173,6 +173,8 @@ struct DemoServiceTests {
         #expect(configuration.upstream == nil)
         #expect(configuration.serviceName == "weft-demo")
         #expect(configuration.replicaName == "node-a")
+        let underWeft = try DemoConfiguration.parse(environment: ["WEFT_REPLICA_IP": "127.0.0.7"], hostname: "node-a")
+        #expect(underWeft.bindHost == "127.0.0.7")
         #expect(configuration.replicaAddress(port: 8080) == "127.0.0.1:8080")
     }
 

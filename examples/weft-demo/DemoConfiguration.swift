@@ -10,7 +10,8 @@ import Darwin
 ///
 /// `parse(environment:hostname:)` is a pure function so that it can be tested without a process.
 struct DemoConfiguration: Sendable, Equatable {
-    /// Address the listener binds to (`BIND`), an IPv4 or IPv6 literal.
+    /// Address the listener binds to (`BIND`), an IPv4 or IPv6 literal; defaults to `WEFT_REPLICA_IP`
+    /// when Weft sets it, else all addresses.
     var bindHost: String = "0.0.0.0"
     /// Listen port (`PORT`); 0 asks the kernel for a free one.
     var port: Int = 8080
@@ -99,6 +100,8 @@ struct DemoConfiguration: Sendable, Equatable {
                 )
             }
             config.replicaIP = raw
+            // Run by Weft: listen only where the replica is meant to be reached, unless BIND says otherwise.
+            if value("BIND") == nil { config.bindHost = raw }
         }
         return config
     }
