@@ -47,9 +47,15 @@ public struct ClientConfig: Sendable, Codable, Equatable {
 
     /// Writes the config as YAML, owner-only (0600), replacing any existing file atomically.
     public func write(to path: String) throws {
+        // The CA as a literal block, so the file reads like the PEM it holds.
+        let document = Node([
+            (Node("server"), (try? server.represented()) ?? Node(server)),
+            (Node("token"), (try? token.represented()) ?? Node(token)),
+            (Node("certificateAuthority"), Node(certificateAuthority, Tag(.str), .literal)),
+        ])
         let text: String
         do {
-            text = try YAMLEncoder().encode(self)
+            text = try Yams.serialize(node: document)
         } catch {
             throw ClientError("cannot encode client config: \(error)")
         }

@@ -33,7 +33,7 @@ enum TransportFailure {
             }
             return ClientError("TLS with the API server at \(server) failed: \(text)")
         case let error as IOError:
-            return unreachable(server, error.description)
+            return unreachable(server, String(cString: strerror(error.errnoCode)).lowercased())
         default:
             // NIOPosix's NIOConnectionError (connection refused, DNS failure) is not visible from here.
             if String(reflecting: type(of: error)).hasSuffix("NIOConnectionError") {

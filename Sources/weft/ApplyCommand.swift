@@ -30,7 +30,7 @@ struct ApplyCommand: AsyncParsableCommand {
                     outcomes = try await api.apply(documents.map(\.value), namespace: namespace.namespace)
                 } catch let error as APIError where error.status == 422 && !error.details.isEmpty {
                     for line in Self.invalidLines(error, documents: documents) { printError(line) }
-                    printError("error: \(error.message); nothing was applied")
+                    printError("error: " + (error.message.contains("nothing") ? error.message : "\(error.message); nothing was applied"))
                     throw ExitCode.failure
                 }
                 for outcome in outcomes {

@@ -19,13 +19,13 @@ struct GetCommand: AsyncParsableCommand {
 
     @OptionGroup var namespace: NamespaceOption
 
-    @Flag(name: [.short, .customLong("all-namespaces")], help: "List across all namespaces.")
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "List across all namespaces.")
     var allNamespaces = false
 
     @Option(name: [.short, .customLong("output")], help: "table, json or yaml.")
     var output: OutputFormat = .table
 
-    @Flag(name: [.short, .customLong("watch")], help: "After the listing, print a line for every change.")
+    @Flag(name: [.short, .customLong("watch")], help: "After the listing, print a line per change (with -o json: one {\"type\", \"object\"} line per event).")
     var watch = false
 
     @OptionGroup var client: ClientOptions
@@ -75,7 +75,9 @@ struct GetCommand: AsyncParsableCommand {
             widths = table.widths
             print(table.render(), terminator: "")
         case .json:
-            for object in initial { print(OutputText.compactJSON(ResourceView.flattened(kind, object)), terminator: "") }
+            for object in initial {
+                print(OutputText.compactJSON(.object(["type": .string("ADDED"), "object": ResourceView.flattened(kind, object)])), terminator: "")
+            }
         case .yaml:
             for object in initial { print("---\n" + (try OutputText.yaml(ResourceView.flattened(kind, object))), terminator: "") }
         }
@@ -85,7 +87,10 @@ struct GetCommand: AsyncParsableCommand {
             if let name, event.object["metadata"]?["name"]?.stringValue != name { continue }
             switch output {
             case .table:
-                var line = Table.line(ResourceView.row(kind, event.object, allNamespaces: allNamespaces), widths: widths)
+                let row = ResourceView.row(kind, event.object, allNamespaces: allNamespaces)
+                // Columns only widen, so later lines stay aligned with earlier ones.
+                widths = widths.indices.map { max(widths[$0], $0 < row.count ? row[$0].count : 0) }
+                var line = Table.line(row, widths: widths)
                 if event.type == "DELETED" { line += "   (deleted)" }
                 print(line)
             case .json:
