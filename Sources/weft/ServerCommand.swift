@@ -127,6 +127,10 @@ struct LocalAgent: ServiceLifecycle.Service {
             try? await client.shutdown()
             throw error
         }
-        try await client.shutdown()
+        // Closing idle TLS connections can wait seconds for the peer's close_notify; the process is
+        // ending, so give it a moment and move on (the task keeps the client alive until it is done).
+        let closing = Task { try? await client.shutdown() }
+        try? await Task.sleep(for: .milliseconds(300))
+        _ = closing
     }
 }
