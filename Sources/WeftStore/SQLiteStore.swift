@@ -239,6 +239,10 @@ public final class SQLiteStore: ObjectStore, Sendable {
         } catch let error as CancellationError {
             throw error
         } catch {
+            // GRDB interrupts the statement of a cancelled task; that is a cancellation, not a disk problem.
+            if Task.isCancelled {
+                throw CancellationError()
+            }
             if isClosed {
                 throw StoreError(.closed, message: "the store is closed")
             }

@@ -12,13 +12,13 @@ struct StoreWatchTests {
             try await store.commit([.update(web, blob("2"), ifRevision: 1)])
             try await store.commit([.create(key("Service", "default", "web"), blob("s"))])
 
-            let stream = store.watch(kind: nil, namespace: nil, after: 0)
-            let consumer = Task { try await take(5, from: stream) }
+            // `async let` rather than `Task`: if the test times out, cancellation reaches the consumer.
+            async let consumer = take(5, from: store.watch(kind: nil, namespace: nil, after: 0))
             // Only commit once the watcher has switched to live delivery, so the live path is what's tested.
             try await eventually("the watcher is live") { store.liveWatcherCount == 1 }
             try await store.commit([.delete(web, ifRevision: 2), .create(key("Node", "", "n1"), blob("n"))])
 
-            let events = try await consumer.value
+            let events = try await consumer
             #expect(events.map(\.revision) == [1, 2, 3, 4, 5])
             #expect(events.map(\.type) == [.added, .modified, .added, .deleted, .added])
             #expect(events[3].object == StoredObject(key: web, revision: 4, createdRevision: 1, data: blob("2")))
@@ -80,16 +80,10 @@ struct StoreWatchTests {
                 .create(key("Service", "a", "web"), Data()),  // 3
                 .create(key("Node", "", "n1"), Data()),  // 4
             ])
-            let deployments = store.watch(kind: "Deployment", namespace: nil, after: 0)
-            let namespaceA = store.watch(kind: nil, namespace: "a", after: 0)
-            let nodes = store.watch(kind: "Node", namespace: "", after: 0)
-            let deploymentsInB = store.watch(kind: "Deployment", namespace: "b", after: 0)
-            let consumers = [
-                Task { try await take(3, from: deployments).map(\.revision) },
-                Task { try await take(3, from: namespaceA).map(\.revision) },
-                Task { try await take(2, from: nodes).map(\.revision) },
-                Task { try await take(2, from: deploymentsInB).map(\.revision) },
-            ]
+            async let deployments = take(3, from: store.watch(kind: "Deployment", namespace: nil, after: 0))
+            async let namespaceA = take(3, from: store.watch(kind: nil, namespace: "a", after: 0))
+            async let nodes = take(2, from: store.watch(kind: "Node", namespace: "", after: 0))
+            async let deploymentsInB = take(2, from: store.watch(kind: "Deployment", namespace: "b", after: 0))
             try await eventually("all watchers are live") { store.liveWatcherCount == 4 }
             try await store.commit([
                 .create(key("Service", "b", "api"), Data()),  // 5
@@ -97,14 +91,10 @@ struct StoreWatchTests {
                 .delete(key("Node", "", "n1"), ifRevision: nil),  // 7
                 .delete(key("Deployment", "b", "web"), ifRevision: nil),  // 8
             ])
-            var results: [[Int64]] = []
-            for consumer in consumers {
-                results.append(try await consumer.value)
-            }
-            #expect(results[0] == [1, 2, 6])
-            #expect(results[1] == [1, 3, 6])
-            #expect(results[2] == [4, 7])
-            #expect(results[3] == [2, 8])
+            #expect(try await deployments.map(\.revision) == [1, 2, 6])
+            #expect(try await namespaceA.map(\.revision) == [1, 3, 6])
+            #expect(try await nodes.map(\.revision) == [4, 7])
+            #expect(try await deploymentsInB.map(\.revision) == [2, 8])
         }
     }
 
@@ -115,16 +105,9 @@ struct StoreWatchTests {
             // Watchers started before and during the writes, so some switch from history to live mid-stream.
             let total = writers * commitsPerWriter * 3 / 2  // every other commit writes two objects
             let perKind = total / 2
-            let early = [
-                store.watch(kind: nil, namespace: nil, after: 0),
-                store.watch(kind: "Even", namespace: nil, after: 0),
-                store.watch(kind: "Odd", namespace: "ns", after: 0),
-            ]
-            let expectedCounts = [total, perKind, perKind]
-            var consumers: [Task<[WatchEvent], Error>] = []
-            for (stream, count) in zip(early, expectedCounts) {
-                consumers.append(Task { try await take(count, from: stream) })
-            }
+            async let allKinds = take(total, from: store.watch(kind: nil, namespace: nil, after: 0))
+            async let even = take(perKind, from: store.watch(kind: "Even", namespace: nil, after: 0))
+            async let odd = take(perKind, from: store.watch(kind: "Odd", namespace: "ns", after: 0))
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
@@ -152,10 +135,7 @@ struct StoreWatchTests {
                 try await group.waitForAll()
             }
 
-            var results: [[WatchEvent]] = []
-            for consumer in consumers {
-                results.append(try await consumer.value)
-            }
+            let results = try await [allKinds, even, odd]
             let all = results[0]
             #expect(all.map(\.revision) == Array(1...Int64(total)))
             #expect(results[1].map(\.revision) == all.filter { $0.object.key.kind == "Even" }.map(\.revision))
@@ -170,42 +150,26 @@ struct StoreWatchTests {
         try await withTemporaryDirectory { directory in
             let store = try SQLiteStore(path: directory.appendingPathComponent("store.sqlite").path)
             try await store.commit([.create(key("Node", "", "n1"), Data())])
-            let stream = store.watch(kind: nil, namespace: nil, after: 0)
-            let consumer = Task {
-                var revisions: [Int64] = []
-                for try await event in stream {
-                    revisions.append(event.revision)
-                }
-                return revisions
-            }
+            async let consumer = drain(store.watch(kind: nil, namespace: nil, after: 0))
             try await eventually("the watcher is live") { store.liveWatcherCount == 1 }
             try await store.close()
-            #expect(try await consumer.value == [1])  // ended normally, without error
+            let (revisions, error) = await consumer
+            #expect(revisions == [1])
+            #expect(error == nil)  // ended normally
             #expect(store.liveWatcherCount == 0)
         }
     }
 
     @Test func aWatcherThatFallsBehindIsEndedWithCompacted() async throws {
         try await withStore(watchBufferLimit: 4) { store in
-            let stream = store.watch(kind: nil, namespace: nil, after: 0)
-            let consumer = Task { () -> ([Int64], StoreError?) in
-                var revisions: [Int64] = []
-                do {
-                    for try await event in stream {
-                        revisions.append(event.revision)
-                    }
-                    return (revisions, nil)
-                } catch let error as StoreError {
-                    return (revisions, error)
-                }
-            }
+            async let consumer = drain(store.watch(kind: nil, namespace: nil, after: 0))
             try await eventually("the watcher is live") { store.liveWatcherCount == 1 }
             // One transaction of ten events is offered at once, more than the watcher may buffer.
             try await store.commit((1...10).map { .create(key("Replica", "default", "r\($0)"), Data()) })
 
-            let (revisions, error) = try await consumer.value
+            let (revisions, error) = await consumer
             #expect(revisions == [1, 2, 3, 4])  // what was buffered is still delivered, then the error
-            #expect(error?.code == .compacted)
+            #expect((error as? StoreError)?.code == .compacted)
             #expect(store.liveWatcherCount == 0)
             // Writers were not blocked and other watchers are unaffected.
             #expect(try await take(10, from: store.watch(kind: nil, namespace: nil, after: 0)).count == 10)
@@ -222,16 +186,32 @@ struct StoreWatchTests {
             _ = await cancelled.result
             try await eventually("the cancelled watcher is gone") { store.liveWatcherCount == 0 }
 
-            let dropped = Task { () -> Int64? in
-                for try await event in store.watch(kind: nil, namespace: nil, after: 0) {
-                    return event.revision  // leaves the loop and drops the stream
-                }
-                return nil
-            }
+            async let dropped = firstRevision(of: store.watch(kind: nil, namespace: nil, after: 0))
             try await eventually("the second watcher is live") { store.liveWatcherCount == 1 }
             try await store.commit([.create(key("Node", "", "n1"), Data())])
-            #expect(try await dropped.value == 1)
+            #expect(try await dropped == 1)
             try await eventually("the dropped watcher is gone") { store.liveWatcherCount == 0 }
         }
     }
+}
+
+/// Everything a stream yields until it ends, and the error it ended with, if any.
+private func drain(_ stream: AsyncThrowingStream<WatchEvent, Error>) async -> ([Int64], Error?) {
+    var revisions: [Int64] = []
+    do {
+        for try await event in stream {
+            revisions.append(event.revision)
+        }
+        return (revisions, nil)
+    } catch {
+        return (revisions, error)
+    }
+}
+
+/// Leaves the loop after the first event, which drops the stream without cancelling anything.
+private func firstRevision(of stream: AsyncThrowingStream<WatchEvent, Error>) async throws -> Int64? {
+    for try await event in stream {
+        return event.revision
+    }
+    return nil
 }
