@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "weft",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "weft", targets: ["weft"]),
         .executable(name: "weft-demo", targets: ["weft-demo"]),

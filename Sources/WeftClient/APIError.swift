@@ -4,21 +4,7 @@ import WeftCore
 /// A non-2xx answer from the API server, from its `{"error": {...}}` body (docs/api.md).
 public struct APIError: Error, Sendable, CustomStringConvertible {
     /// One invalid field of an applied document.
-    public struct Detail: Codable, Sendable, Equatable {
-        /// Index of the document in the applied `items`.
-        public var document: Int?
-        /// `Kind/name` of the document, when known.
-        public var object: String?
-        public var path: String
-        public var message: String
-
-        public init(document: Int? = nil, object: String? = nil, path: String, message: String) {
-            self.document = document
-            self.object = object
-            self.path = path
-            self.message = message
-        }
-    }
+    public typealias Detail = InvalidField
 
     /// The HTTP status (or, for a watch `ERROR` event, its code, e.g. 410).
     public var status: Int

@@ -11,23 +11,6 @@ public struct ObjectList: Sendable, Equatable, Decodable {
     }
 }
 
-/// What `apply` did with one object.
-public struct ApplyOutcome: Sendable, Equatable, Codable {
-    /// `Deployment` or `Service`.
-    public var kind: String
-    public var namespace: String
-    public var name: String
-    /// `created`, `configured` or `unchanged`.
-    public var action: String
-
-    public init(kind: String, namespace: String, name: String, action: String) {
-        self.kind = kind
-        self.namespace = namespace
-        self.name = name
-        self.action = action
-    }
-}
-
 /// One line of a watch stream, untyped: `ADDED`, `MODIFIED`, `DELETED` or `BOOKMARK`, and the object.
 public struct WatchEventJSON: Sendable, Equatable, Decodable {
     public var type: String

@@ -2,12 +2,7 @@ import WeftCore
 
 /// An API error: the HTTP status, a message for the user and, for invalid manifests, the field errors.
 public struct APIFailure: Error, Sendable, CustomStringConvertible {
-    public struct Detail: Codable, Sendable, Equatable {
-        public var document: Int?
-        public var object: String?
-        public var path: String
-        public var message: String
-    }
+    public typealias Detail = InvalidField
 
     public var code: Int
     public var message: String

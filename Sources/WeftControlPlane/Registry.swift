@@ -42,15 +42,6 @@ public struct Registry: Sendable {
 
     // MARK: - Apply
 
-    /// The result of applying one object.
-    public struct ApplyOutcome: Codable, Sendable, Equatable {
-        public var kind: String
-        public var namespace: String
-        public var name: String
-        /// `created`, `configured` or `unchanged`.
-        public var action: String
-    }
-
     /// Validates every document, then creates or updates all of them in one transaction. If any document
     /// is invalid, nothing is stored and the failure lists every problem with its document index.
     public func apply(_ documents: [JSONValue], namespace: String) async throws -> [ApplyOutcome] {

@@ -86,7 +86,7 @@ struct Routes: Sendable {
         if let problem = Validation.dnsLabelProblem(namespace) {
             throw APIFailure.badRequest("namespace: \(problem)")
         }
-        struct Answer: Encodable { var items: [Registry.ApplyOutcome] }
+        struct Answer: Encodable { var items: [ApplyOutcome] }
         return try JSONResponse.make(Answer(items: try await registry.apply(body.items, namespace: namespace)))
     }
 
