@@ -149,6 +149,7 @@ actor ReplicaRunner {
     private func probeLoop(_ probe: Probe, liveness: Bool) async {
         var tracker = ProbeTracker(successThreshold: probe.successes, failureThreshold: probe.failures, initiallyPassing: liveness)
         let action = probeAction(probe)
+        var everPassed = false
         do {
             try await Task.sleep(for: .seconds(probe.initialDelay))
             while !Task.isCancelled {
@@ -163,7 +164,10 @@ actor ReplicaRunner {
                     await probeChanged(passing: changed, liveness: liveness, reason: reason)
                     if liveness && !changed { return }
                 }
-                try await Task.sleep(for: .seconds(probe.period))
+                if success { everPassed = true }
+                // Until a readiness probe first passes, probe every 100 ms: a replica joins its service as
+                // soon as it listens instead of up to a whole period later. Failures then change nothing.
+                try await Task.sleep(for: liveness || everPassed ? .seconds(probe.period) : min(.milliseconds(100), .seconds(probe.period)))
             }
         } catch {
             // Cancelled: the process exited.

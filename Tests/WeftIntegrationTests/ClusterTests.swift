@@ -177,4 +177,53 @@ struct ClusterTests {
             #expect(events.map(\.1) == [80, 81, 81])
         }
     }
+
+    @Test("a crash loop shows as Failing with restarts and exit status; a failing liveness probe restarts; logs are served")
+    func crashLoopAndLiveness() async throws {
+        try await withWeftServer { server in
+            let manifest = """
+                apiVersion: weft/v1
+                kind: Deployment
+                metadata:
+                  name: crasher
+                spec:
+                  template:
+                    spec:
+                      command: ["/bin/sh", "-c", "echo starting $WEFT_REPLICA_NAME; exit 3"]
+                ---
+                apiVersion: weft/v1
+                kind: Deployment
+                metadata:
+                  name: unhealthy
+                spec:
+                  template:
+                    spec:
+                      command: ["/bin/sh", "-c", "echo up; exec sleep 300"]
+                      livenessProbe:
+                        exec:
+                          command: ["/bin/false"]
+                        periodSeconds: 1
+                        failureThreshold: 1
+                      terminationGracePeriodSeconds: 1
+                """
+            let path = try writeTemporaryFile(manifest, in: server.dataDirectory, name: "crash.yaml")
+            #expect(try await server.cli(["apply", "-f", path]).exit == .exited(0))
+            try await eventually("crasher in Failing with restarts") {
+                guard let item = try await server.items("replicas").first(where: { $0["deployment"] as? String == "crasher" }) else { return false }
+                let status = item["status"] as? [String: Any]
+                return item["phase"] as? String == "Failing" && (item["restarts"] as? Int ?? 0) >= 2
+                    && (status?["lastExitStatus"] as? String)?.contains("3") == true
+            }
+            try await eventually("unhealthy restarted by its liveness probe") {
+                guard let item = try await server.items("replicas").first(where: { $0["deployment"] as? String == "unhealthy" }) else { return false }
+                return (item["restarts"] as? Int ?? 0) >= 1
+            }
+            let name = try #require(try await server.items("replicas").first(where: { $0["deployment"] as? String == "crasher" })?["name"] as? String)
+            let logs = try await server.cli(["logs", name])
+            #expect(logs.exit == .exited(0), "\(logs)")
+            #expect(logs.stdout.contains("starting \(name)"), "\(logs)")
+            let described = try await server.cli(["describe", "replica", name])
+            #expect(described.stdout.contains("Failing"), "\(described)")
+        }
+    }
 }
