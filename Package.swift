@@ -44,6 +44,13 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Node proxy: VIP listeners, L4 load balancing, connection glue, outlier detection.
+        .target(name: "WeftProxy", dependencies: [
+            "WeftCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // HTTPS API client (CLI and agents).
         .target(name: "WeftClient", dependencies: [
             "WeftCore",
@@ -63,14 +70,14 @@ let package = Package(
         ]),
         // Node agent: runs the replicas assigned to its node.
         .target(name: "WeftAgent", dependencies: [
-            "WeftCore", "WeftClient", "WeftRuntime",
+            "WeftCore", "WeftClient", "WeftRuntime", "WeftProxy",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "weft", dependencies: [
-            "WeftCore", "WeftStore", "WeftPKI", "WeftClient", "WeftControlPlane", "WeftAgent", "WeftRuntime",
+            "WeftCore", "WeftStore", "WeftPKI", "WeftClient", "WeftControlPlane", "WeftAgent", "WeftRuntime", "WeftProxy",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -87,6 +94,12 @@ let package = Package(
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore"]),
         .testTarget(name: "WeftPKITests", dependencies: ["WeftPKI"]),
         .testTarget(name: "WeftRuntimeTests", dependencies: ["WeftRuntime"]),
+        .testTarget(name: "WeftProxyTests", dependencies: [
+            "WeftProxy", "WeftCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "WeftControlPlaneTests", dependencies: ["WeftControlPlane", "WeftStore", "WeftCore"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: [
             "WeftCore", "WeftClient", "weft", "weft-demo",

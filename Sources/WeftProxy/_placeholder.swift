@@ -1,0 +1,1 @@
+// The node proxy; see ProxyConfiguration.
