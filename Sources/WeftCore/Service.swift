@@ -21,15 +21,21 @@ public struct ServiceSpec: Codable, Sendable, Hashable {
     public var type: String?
     /// The virtual IP, assigned by the server for VIP services.
     public var clusterIP: String?
+    /// How the node proxy spreads connections over the endpoints; `p2cEwma` when absent.
+    public var loadBalancer: LoadBalancerPolicy?
 
-    public init(selector: [String: String]? = nil, ports: [ServicePort], type: String? = nil, clusterIP: String? = nil) {
+    public init(selector: [String: String]? = nil, ports: [ServicePort], type: String? = nil, clusterIP: String? = nil, loadBalancer: LoadBalancerPolicy? = nil) {
         self.selector = selector
         self.ports = ports
         self.type = type
         self.clusterIP = clusterIP
+        self.loadBalancer = loadBalancer
     }
 
     public var serviceType: ServiceType { ServiceType(rawValue: type ?? "") ?? .vip }
+
+    /// The load-balancing policy in effect: `loadBalancer`, or the default.
+    public var loadBalancerPolicy: LoadBalancerPolicy { loadBalancer ?? .default }
 }
 
 public enum ServiceType: String, Sendable, CaseIterable {
