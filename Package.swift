@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "WeftProxy", dependencies: [
             "WeftCore",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
