@@ -11,6 +11,7 @@ public enum ResourceView {
         case .service: columns = ["NAME", "TYPE", "CLUSTER-IP", "PORTS", "SELECTOR", "AGE"]
         case .replica: columns = ["NAME", "PHASE", "READY", "RESTARTS", "ADDRESS", "NODE", "AGE"]
         case .node: columns = ["NAME", "STATUS", "ADDRESSES", "HEARTBEAT", "AGE"]
+        case .endpoints: columns = ["NAME", "ENDPOINTS", "AGE"]
         }
         return showsNamespace(kind, allNamespaces) ? ["NAMESPACE"] + columns : columns
     }
@@ -41,6 +42,8 @@ public enum ResourceView {
             let addresses = node?.status?.addresses ?? []
             let heartbeat = node?.status?.lastHeartbeat.map { Age.since($0, now: now) + " ago" } ?? "<never>"
             cells = [metadata.name, state, addresses.isEmpty ? "<none>" : addresses.joined(separator: ","), heartbeat, age]
+        case .endpoints:
+            cells = [metadata.name, decode(Endpoints.self, object).map(endpointsText) ?? "<none>", age]
         }
         if showsNamespace(kind, allNamespaces) { cells.insert(metadata.namespace ?? defaultNamespace, at: 0) }
         return cells
@@ -86,6 +89,11 @@ public enum ResourceView {
             fields["ready"] = .bool(node?.status?.ready ?? false)
             fields["addresses"] = .array((node?.status?.addresses ?? []).map(JSONValue.string))
             fields["lastHeartbeat"] = optional(node?.status?.lastHeartbeat)
+        case .endpoints:
+            let endpoints = decode(Endpoints.self, object)?.endpoints ?? []
+            fields["addresses"] = .array(endpoints.flatMap { endpoint in
+                endpoint.ports.values.sorted().map { JSONValue.string(hostPort(endpoint.ip, $0)) }
+            })
         }
         return fields
     }
@@ -115,6 +123,17 @@ public enum ResourceView {
         guard let replica else { return "Unknown" }
         if replica.isTerminating { return ReplicaPhase.terminating.rawValue }
         return replica.status?.phase.rawValue ?? ReplicaPhase.pending.rawValue
+    }
+
+    /// `ip:port` of every endpoint, at most five and a count of the rest, as kubectl shows them.
+    static func endpointsText(_ endpoints: Endpoints) -> String {
+        let all = endpoints.endpoints.flatMap { endpoint in endpoint.ports.values.sorted().map { hostPort(endpoint.ip, $0) } }
+        if all.isEmpty { return "<none>" }
+        return all.prefix(5).joined(separator: ",") + (all.count > 5 ? " + \(all.count - 5) more..." : "")
+    }
+
+    static func hostPort(_ ip: String, _ port: Int) -> String {
+        ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     static func portsText(_ spec: ServiceSpec) -> String {

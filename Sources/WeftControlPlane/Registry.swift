@@ -8,11 +8,18 @@ import WeftStore
 public struct Registry: Sendable {
     public let store: any ObjectStore
     let logger: Logger
+    let serviceIPs: ServiceIPAllocator?
     /// Optimistic-concurrency retries before a write gives up with 409.
     static let maxAttempts = 8
 
-    public init(store: any ObjectStore, logger: Logger) {
+    /// The default block of service virtual IPs: inside 127.0.0.0/8, which Linux routes to the loopback
+    /// interface, so the node proxy binds them without root.
+    public static let defaultServiceCIDR = IPv4CIDR("127.10.0.0/16")!
+
+    /// `serviceCIDR` nil leaves VIP services without an address (no proxying).
+    public init(store: any ObjectStore, serviceCIDR: IPv4CIDR? = Registry.defaultServiceCIDR, logger: Logger) {
         self.store = store
+        self.serviceIPs = serviceCIDR.map(ServiceIPAllocator.init(block:))
         self.logger = logger
     }
 
@@ -69,9 +76,10 @@ public struct Registry: Sendable {
         return try await withConflictRetry {
             var writes: [Write] = []
             var outcomes: [ApplyOutcome] = []
+            var reservedIPs = Set<String>()
             for object in objects {
-                let (write, action) = try await prepare(object)
-                if let write { writes.append(write) }
+                let (objectWrites, action) = try await prepare(object, reservedIPs: &reservedIPs)
+                writes += objectWrites
                 outcomes.append(ApplyOutcome(kind: object.kind.rawValue, namespace: object.metadata.namespace ?? namespace,
                                              name: object.metadata.name, action: action))
             }
@@ -80,18 +88,22 @@ public struct Registry: Sendable {
         }
     }
 
-    private func prepare(_ object: AppliedObject) async throws -> (Write?, String) {
+    private func prepare(_ object: AppliedObject, reservedIPs: inout Set<String>) async throws -> ([Write], String) {
         switch object {
         case .deployment(let deployment):
-            return try await prepare(deployment) { new, old in
+            let (write, action) = try await prepare(deployment) { new, old in
                 new.status = old.status
                 return new.spec != old.spec
             }
-        case .service(let service):
-            return try await prepare(service) { new, old in
-                if new.spec.clusterIP == nil { new.spec.clusterIP = old.spec.clusterIP }
-                return new.spec != old.spec
+            return (write.map { [$0] } ?? [], action)
+        case .service(var service):
+            var addressWrites: [Write] = []
+            if let serviceIPs {
+                let existing = try await typed(Service.self, namespace: service.namespace, name: service.name)?.0
+                addressWrites = try await serviceIPs.assign(&service, existing: existing, reserved: &reservedIPs, store: store)
             }
+            let (write, action) = try await prepare(service) { new, old in new.spec != old.spec }
+            return ((write.map { [$0] } ?? []) + addressWrites, action)
         }
     }
 
@@ -129,7 +141,12 @@ public struct Registry: Sendable {
         }
         return try await withConflictRetry {
             guard let stored = try await store.get(key) else { throw APIFailure.notFound(kind, namespace: namespace, name: name) }
-            try await store.commit([.delete(key, ifRevision: stored.revision)])
+            var writes: [Write] = [.delete(key, ifRevision: stored.revision)]
+            if kind == .service, let ip = try ResourceCodec.decode(Service.self, from: stored).spec.clusterIP,
+               let reservation = try await store.get(ServiceIPAllocator.key(ip)) {
+                writes.append(.delete(reservation.key, ifRevision: reservation.revision))
+            }
+            try await store.commit(writes)
             return try ResourceCodec.json(stored)
         }
     }

@@ -75,7 +75,7 @@ public enum Manifest {
             service.metadata = normalised(service.metadata, namespace: namespace)
             errors = Validation.validate(service)
             object = .service(service)
-        case .replica, .node:
+        case .replica, .node, .endpoints:
             preconditionFailure("not user-managed")
         }
         guard errors.isEmpty else { throw ManifestError(object: label, errors: errors) }

@@ -10,6 +10,7 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
     case service = "Service"
     case replica = "Replica"
     case node = "Node"
+    case endpoints = "Endpoints"
 
     /// The lower-case plural used in API paths and on the command line (`deployments`).
     public var plural: String {
@@ -18,6 +19,7 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
         case .service: return "services"
         case .replica: return "replicas"
         case .node: return "nodes"
+        case .endpoints: return "endpoints"
         }
     }
 
@@ -34,6 +36,7 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
         case .service: return ["services", "service", "svc"]
         case .replica: return ["replicas", "replica", "rep"]
         case .node: return ["nodes", "node", "no"]
+        case .endpoints: return ["endpoints", "endpoint", "ep"]
         }
     }
 

@@ -31,13 +31,18 @@ struct DescribeCommand: AsyncParsableCommand {
                     out.deployment(deployment, replicas: replicas, now: now)
                 case .service:
                     guard let service = ResourceView.decode(Service.self, object) else { throw unreadable(kind) }
-                    out.service(service, now: now)
+                    let endpoints = try await api.get(Endpoints.self, namespace: scope, name: name)
+                    out.service(service, endpoints: endpoints, now: now)
                 case .replica:
                     guard let replica = ResourceView.decode(Replica.self, object) else { throw unreadable(kind) }
                     out.replica(replica, now: now)
                 case .node:
                     guard let node = ResourceView.decode(Node.self, object) else { throw unreadable(kind) }
                     out.node(node, now: now)
+                case .endpoints:
+                    guard let endpoints = ResourceView.decode(Endpoints.self, object) else { throw unreadable(kind) }
+                    out.metadata(endpoints.metadata, namespaced: true, now: now)
+                    out.endpoints(endpoints)
                 }
                 print(out.text, terminator: "")
             }
@@ -152,7 +157,7 @@ struct Description {
         section("Template") { out in out.workload(replica.spec.template) }
     }
 
-    mutating func service(_ service: Service, now: Date) {
+    mutating func service(_ service: Service, endpoints: Endpoints?, now: Date) {
         metadata(service.metadata, namespaced: true, now: now)
         field("Type", service.spec.serviceType.rawValue)
         field("Cluster IP", service.spec.clusterIP)
@@ -160,6 +165,17 @@ struct Description {
         section("Ports") { out in
             for port in service.spec.ports {
                 out.field(port.name ?? "(unnamed)", "\(port.port)/\(port.protocol ?? "TCP") -> target port \(port.targetPort?.description ?? String(port.port))")
+            }
+        }
+        if let endpoints { self.endpoints(endpoints) }
+    }
+
+    mutating func endpoints(_ endpoints: Endpoints) {
+        section("Endpoints") { out in
+            if endpoints.endpoints.isEmpty { out.lines("<none ready>") }
+            for endpoint in endpoints.endpoints {
+                let ports = endpoint.ports.sorted { $0.key < $1.key }.map { "\($0.key)->\($0.value)" }.joined(separator: ", ")
+                out.field(endpoint.replica, "\(endpoint.ip) [\(ports)] on \(endpoint.node)" + (endpoint.weight.map { " weight \($0)" } ?? ""))
             }
         }
     }

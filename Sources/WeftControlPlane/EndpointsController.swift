@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WeftCore
+import WeftStore
+
+/// Keeps one `Endpoints` object per service: the addresses of its ready replicas. Woken by store watch
+/// events for services and replicas, so a replica that stops being ready leaves its services' endpoints
+/// within milliseconds of its agent's report.
+public struct EndpointsController: ServiceLifecycle.Service {
+    struct Key: Hashable, Sendable {
+        var namespace: String
+        var name: String
+    }
+
+    let registry: Registry
+    let logger: Logger
+
+    public init(registry: Registry, logger: Logger) {
+        self.registry = registry
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let queue = WorkQueue<Key>()
+        let start = try await registry.store.currentRevision()
+        for (service, _) in try await registry.typedList(Service.self, namespace: nil) {
+            queue.add(Key(namespace: service.namespace, name: service.name))
+        }
+        for (endpoints, _) in try await registry.typedList(Endpoints.self, namespace: nil) {
+            queue.add(Key(namespace: endpoints.namespace, name: endpoints.name))
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                try await self.watch(from: start, into: queue)
+                queue.finish()
+            }
+            group.addTask {
+                for await _ in queue.wakeups.cancelOnGracefulShutdown() {
+                    for key in queue.drain() {
+                        do {
+                            try await self.reconcile(key)
+                        } catch {
+                            logger.warning("endpoints update failed; retrying", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
+                            try? await Task.sleep(for: .milliseconds(100))
+                            queue.add(key)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func watch(from revision: Int64, into queue: WorkQueue<Key>) async throws {
+        for try await event in registry.store.watch(kind: nil, namespace: nil, after: revision).cancelOnGracefulShutdown() {
+            let key = event.object.key
+            switch key.kind {
+            case ResourceKind.service.rawValue:
+                queue.add(Key(namespace: key.namespace, name: key.name))
+            case ResourceKind.replica.rawValue:
+                for (service, _) in try await registry.typedList(Service.self, namespace: key.namespace) {
+                    queue.add(Key(namespace: service.namespace, name: service.name))
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    func reconcile(_ key: Key) async throws {
+        let storeKey = ResourceCodec.key(.endpoints, namespace: key.namespace, name: key.name)
+        let existing = try await registry.typed(Endpoints.self, namespace: key.namespace, name: key.name)
+        guard let (service, _) = try await registry.typed(Service.self, namespace: key.namespace, name: key.name) else {
+            if let (_, stored) = existing {
+                try await registry.store.commit([.delete(storeKey, ifRevision: stored.revision)])
+            }
+            return
+        }
+        let replicas = try await registry.typedList(Replica.self, namespace: key.namespace).map(\.object)
+        let endpoints = Endpoints.compute(for: service, replicas: replicas)
+        if let (current, stored) = existing {
+            guard current.endpoints != endpoints else { return }
+            var updated = current
+            updated.endpoints = endpoints
+            try await registry.store.commit([.update(storeKey, try ResourceCodec.encode(updated), ifRevision: stored.revision)])
+        } else {
+            var metadata = ObjectMeta(name: service.name, namespace: service.namespace, labels: service.metadata.labels)
+            metadata.uid = UUID().uuidString.lowercased()
+            metadata.creationTimestamp = ResourceCodec.timestamp()
+            try await registry.store.commit([.create(storeKey, try ResourceCodec.encode(Endpoints(metadata: metadata, endpoints: endpoints)))])
+        }
+        logger.debug("endpoints updated", metadata: ["service": "\(key.namespace)/\(key.name)", "count": "\(endpoints.count)"])
+    }
+}

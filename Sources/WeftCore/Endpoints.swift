@@ -1,0 +1,70 @@
+/// The ready replicas behind a service, kept by the control plane and streamed to every node's proxy
+/// (Kubernetes' Endpoints). Named like its service; read-only to users.
+public struct Endpoints: Resource {
+    public static let resourceKind = ResourceKind.endpoints
+    public var apiVersion: String
+    public var kind: String
+    public var metadata: ObjectMeta
+    /// One entry per ready replica, sorted by replica name.
+    public var endpoints: [Endpoint]
+
+    public init(metadata: ObjectMeta, endpoints: [Endpoint]) {
+        self.apiVersion = weftAPIVersion
+        self.kind = Self.resourceKind.rawValue
+        self.metadata = metadata
+        self.endpoints = endpoints
+    }
+}
+
+/// One replica's addresses for a service.
+public struct Endpoint: Codable, Sendable, Hashable {
+    public var replica: String
+    public var node: String
+    public var ip: String
+    /// The replica's port for each service port, keyed by the service port number (as text).
+    public var ports: [String: Int]
+    /// Share of new traffic relative to the other endpoints (default 100).
+    public var weight: Int?
+
+    public init(replica: String, node: String, ip: String, ports: [String: Int], weight: Int? = nil) {
+        self.replica = replica
+        self.node = node
+        self.ip = ip
+        self.ports = ports
+        self.weight = weight
+    }
+}
+
+extension Endpoints {
+    /// The endpoints of `service`: every ready, non-terminating replica in its namespace whose labels match
+    /// its selector and that has every target port the service names.
+    public static func compute(for service: Service, replicas: [Replica]) -> [Endpoint] {
+        let selector = LabelSelector(matchLabels: service.spec.selector)
+        var result: [Endpoint] = []
+        for replica in replicas where replica.namespace == service.namespace && replica.isReady && selector.matches(replica.metadata.labels) {
+            guard let ip = replica.status?.address else { continue }
+            var ports: [String: Int] = [:]
+            for port in service.spec.ports {
+                if let target = targetPort(port, of: replica) { ports[String(port.port)] = target }
+            }
+            guard ports.count == service.spec.ports.count else { continue }
+            result.append(Endpoint(replica: replica.name, node: replica.spec.node, ip: ip, ports: ports))
+        }
+        return result.sorted { $0.replica < $1.replica }
+    }
+
+    /// The replica port a service port sends to: a named target port is looked up among the replica's
+    /// allocated ports; a number is the declared port with that `containerPort`, or the number itself.
+    static func targetPort(_ port: ServicePort, of replica: Replica) -> Int? {
+        let allocated = replica.status?.ports ?? [:]
+        switch port.targetPort ?? .number(port.port) {
+        case .name(let name):
+            return allocated[name]
+        case .number(let number):
+            if let declared = replica.spec.template.ports?.first(where: { $0.containerPort == number }) {
+                return allocated[declared.name]
+            }
+            return number
+        }
+    }
+}
