@@ -1,0 +1,52 @@
+/// Counters of one listener since it started listening.
+public struct ListenerCounters: Sendable, Equatable {
+    public var name: String
+    /// `address:port` as configured.
+    public var endpoint: String
+    /// Connections accepted and handed to a backend (refused ones are not counted here).
+    public var connectionsTotal: Int
+    /// Connections open now, including those still connecting to a backend.
+    public var connectionsActive: Int
+    /// Connections closed at once because the listener was at `maxConnections`.
+    public var connectionsRefused: Int
+    /// Connections closed because no backend could be connected within `connectAttempts`.
+    public var connectionsFailed: Int
+    /// Current backends in configuration order, then removed backends that still drain connections.
+    public var backends: [BackendCounters]
+
+    public init(name: String, endpoint: String, connectionsTotal: Int = 0, connectionsActive: Int = 0,
+                connectionsRefused: Int = 0, connectionsFailed: Int = 0, backends: [BackendCounters] = []) {
+        self.name = name
+        self.endpoint = endpoint
+        self.connectionsTotal = connectionsTotal
+        self.connectionsActive = connectionsActive
+        self.connectionsRefused = connectionsRefused
+        self.connectionsFailed = connectionsFailed
+        self.backends = backends
+    }
+}
+
+/// Counters of one backend of a listener.
+public struct BackendCounters: Sendable, Equatable {
+    /// `address:port`.
+    public var id: String
+    /// Connections established to this backend.
+    public var connectionsTotal: Int = 0
+    /// Connections open now, including connects in progress.
+    public var connectionsActive: Int = 0
+    /// Bytes received from clients and sent to this backend. Open connections report in steps of at
+    /// most 256 KiB or one idle-check period, so the count can lag slightly.
+    public var bytesIn: Int = 0
+    /// Bytes received from this backend and sent to clients (same reporting as `bytesIn`).
+    public var bytesOut: Int = 0
+    /// Connects that failed or timed out.
+    public var connectFailures: Int = 0
+    /// Times outlier detection ejected this backend.
+    public var ejections: Int = 0
+    /// Ejected now by outlier detection.
+    public var ejected: Bool = false
+    /// Removed from the configuration; its open connections close when the drain timeout ends.
+    public var draining: Bool = false
+
+    public init(id: String) { self.id = id }
+}

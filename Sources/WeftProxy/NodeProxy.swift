@@ -1,0 +1,195 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import WeftCore
+
+/// The node proxy: TCP listeners that balance each accepted connection over their backends and
+/// splice the bytes both ways.
+///
+/// Listeners are identified by their `address:port`: `apply` binds new ones, updates the others in
+/// place (new connections use the new backends and settings at once) and stops removed ones. Each
+/// accepted connection lives on one event loop with its backend connection.
+public final class NodeProxy: Sendable {
+    private struct Listener: Sendable {
+        var runtime: ListenerRuntime
+        var channel: any Channel
+    }
+
+    private struct State: Sendable {
+        /// By endpoint (`address:port`).
+        var listeners: [String: Listener] = [:]
+        /// Endpoints in the order of the last applied configuration.
+        var order: [String] = []
+        /// The last `apply` or `shutdown`, which the next one waits for.
+        var tail: Task<Void, any Error>?
+        var shutDown = false
+    }
+
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let connector: BackendConnector
+    private let state = Mutex(State())
+
+    /// - Parameters:
+    ///   - group: the event loops for listeners and connections, typically
+    ///     `MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)`.
+    public convenience init(group: any EventLoopGroup, logger: Logger) {
+        self.init(group: group, logger: logger, connector: .tcp)
+    }
+
+    init(group: any EventLoopGroup, logger: Logger, connector: BackendConnector) {
+        self.group = group
+        self.logger = logger
+        self.connector = connector
+    }
+
+    /// Reconciles the listeners with `configuration`: new listeners bind, removed ones stop listening
+    /// (their open connections close after their drain timeout), changed backends and policies apply to
+    /// new connections at once; a removed backend takes no new connections and its open connections
+    /// close after the drain timeout. Other listeners' connections are never disturbed.
+    ///
+    /// Throws `ProxyConfigurationError`, changing nothing, when the configuration is invalid or a new
+    /// listener's address cannot be bound. Calls are applied one at a time, in call order.
+    public func apply(_ configuration: ProxyConfiguration) async throws {
+        try await serialized { try await self.reconcile(configuration) }
+    }
+
+    /// Counters of every listener, in configuration order.
+    public func counters() -> [ListenerCounters] {
+        let listeners = state.withLock { s in s.order.compactMap { s.listeners[$0]?.runtime } }
+        return listeners.map { $0.counters() }
+    }
+
+    /// The bound address of each listener, by endpoint (`address:port` as configured).
+    public func boundAddresses() -> [String: SocketAddress] {
+        state.withLock { s in s.listeners.compactMapValues { $0.channel.localAddress } }
+    }
+
+    /// Stops accepting and closes every connection at once. Later `apply` calls fail.
+    public func shutdown() async {
+        try? await serialized {
+            let listeners = self.state.withLock { s -> [Listener] in
+                s.shutDown = true
+                defer { s.listeners = [:]; s.order = [] }
+                return Array(s.listeners.values)
+            }
+            for listener in listeners {
+                try? await listener.channel.close()
+            }
+            for listener in listeners {
+                for channel in listener.runtime.shutDown() {
+                    channel.close(promise: nil)
+                }
+            }
+            self.logger.info("proxy stopped", metadata: ["listeners": "\(listeners.count)"])
+        }
+    }
+
+    private func serialized(_ work: @escaping @Sendable () async throws -> Void) async throws {
+        let task = state.withLock { s -> Task<Void, any Error> in
+            let previous = s.tail
+            let task = Task {
+                _ = await previous?.result
+                try await work()
+            }
+            s.tail = task
+            return task
+        }
+        try await task.value
+    }
+
+    private func reconcile(_ configuration: ProxyConfiguration) async throws {
+        let problems = configuration.validate()
+        guard problems.isEmpty else { throw ProxyConfigurationError(problems: problems) }
+        let (current, isShutDown) = state.withLock { ($0.listeners, $0.shutDown) }
+        guard !isShutDown else {
+            throw ProxyConfigurationError(problems: [FieldError(path: "", message: "the proxy is shut down")])
+        }
+
+        // Bind every new listener before changing anything; undo on the first failure.
+        var added: [String: Listener] = [:]
+        for (i, listener) in configuration.listeners.enumerated() where current[listener.endpoint] == nil {
+            do {
+                added[listener.endpoint] = try await bind(listener)
+            } catch {
+                for done in added.values { try? await done.channel.close() }
+                throw ProxyConfigurationError(problems: [
+                    (FieldPath() / "listeners")[i].error(
+                        "listener \"\(listener.name)\" cannot listen on \(listener.endpoint): \(Self.describe(error))"),
+                ])
+            }
+        }
+
+        var removed: [Listener] = []
+        state.withLock { s in
+            var next: [String: Listener] = [:]
+            for listener in configuration.listeners {
+                if let existing = s.listeners[listener.endpoint] {
+                    existing.runtime.reconfigure(listener)
+                    next[listener.endpoint] = existing
+                } else {
+                    next[listener.endpoint] = added[listener.endpoint]
+                }
+            }
+            removed = s.listeners.filter { next[$0.key] == nil }.map(\.value)
+            s.listeners = next
+            s.order = configuration.listeners.map(\.endpoint)
+        }
+
+        for listener in removed {
+            try? await listener.channel.close()
+            let (open, timeout) = listener.runtime.stopListening()
+            for channel in open {
+                channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+            }
+            logger.info("listener stopped", metadata: [
+                "listener": "\(listener.runtime.configuration.name)", "draining": "\(open.count)",
+            ])
+        }
+        for listener in added.values {
+            logger.info("listening", metadata: [
+                "listener": "\(listener.runtime.configuration.name)",
+                "address": "\(listener.channel.localAddress.map { "\($0)" } ?? "?")",
+            ])
+        }
+    }
+
+    private func bind(_ configuration: ListenerConfiguration) async throws -> Listener {
+        let runtime = ListenerRuntime(configuration)
+        let connector = self.connector
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(runtime: runtime, connector: connector))
+                }
+            }
+            .bind(host: configuration.address, port: configuration.port)
+            .get()
+        return Listener(runtime: runtime, channel: channel)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case EADDRINUSE: return "address already in use"
+            case EADDRNOTAVAIL: return "address not available on this host"
+            case EACCES: return "permission denied (ports below 1024 need privileges)"
+            default: break
+            }
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,210 @@
+import NIOCore
+import NIOPosix
+
+/// Opens connections to backends on the client's own event loop.
+struct BackendConnector: Sendable {
+    var connect: @Sendable (_ address: SocketAddress, _ loop: any EventLoop, _ timeout: TimeAmount) -> EventLoopFuture<any Channel>
+
+    /// TCP with TCP_NODELAY and half-closure, on the given loop (no hop between the two channels).
+    static let tcp = BackendConnector { address, loop, timeout in
+        ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connect(to: address)
+    }
+}
+
+/// The first handler of an accepted connection: admits it, picks a backend and connects (trying
+/// other backends on failure, up to `connectAttempts`), holding what the client already sent; then
+/// hands the two channels to a `GlueHandler` pair and removes itself.
+///
+/// The accepted channel starts with autoRead off: one read is issued so early bytes (and an early
+/// half-close) are held, and no more until the backend is connected; then autoRead goes on and the
+/// glue's `read()` gating takes over.
+final class ProxyConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private enum State {
+        case idle
+        case connecting
+        case spliced
+        case closed
+    }
+
+    private let runtime: ListenerRuntime
+    private let connector: BackendConnector
+    private var state = State.idle
+    private var connection: UInt64 = 0
+    private var settings: ListenerRuntime.Settings?
+    private var clientKey: UInt64 = 0
+    private var buffered: ByteBuffer?
+    private var inputClosed = false
+    private var tried: Set<String> = []
+    private var attempts = 0
+
+    init(runtime: ListenerRuntime, connector: BackendConnector = .tcp) {
+        self.runtime = runtime
+        self.connector = connector
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        guard let (id, settings) = runtime.admit(context.channel) else {
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        connection = id
+        self.settings = settings
+        clientKey = Self.clientKey(context.channel.remoteAddress)
+        state = .connecting
+        context.read()
+        connectNext(context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .connecting = state else { return }
+        var incoming = unwrapInboundIn(data)
+        if buffered == nil {
+            buffered = incoming
+        } else {
+            buffered!.writeBuffer(&incoming)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch state {
+        case .connecting, .idle:
+            // The backend connect in flight (if any) sees `.closed` and releases its backend.
+            state = .closed
+            runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
+        case .spliced, .closed:
+            break
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func connectNext(context: ChannelHandlerContext) {
+        guard let settings, attempts < settings.connectAttempts,
+              let pick = runtime.pick(clientKey: clientKey, tried: tried)
+        else {
+            giveUp(context: context)
+            return
+        }
+        attempts += 1
+        tried.insert(pick.id)
+        let started = NIODeadline.now()
+        connector.connect(pick.address, context.eventLoop, settings.connectTimeout)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.connectFinished(result, backend: pick.id, started: started, context: context)
+            }
+    }
+
+    private func connectFinished(_ result: Result<any Channel, any Error>, backend: String, started: NIODeadline, context: ChannelHandlerContext) {
+        switch result {
+        case .failure:
+            runtime.connectFailed(connection: connection, backend: backend)
+            if case .connecting = state { connectNext(context: context) }
+        case .success(let upstream):
+            guard case .connecting = state else {
+                // The client left while connecting.
+                upstream.close(promise: nil)
+                runtime.abandoned(backend: backend)
+                return
+            }
+            let latency = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+            switch runtime.connected(connection: connection, backend: backend, latency: latency, channel: context.channel) {
+            case .abort:
+                upstream.close(promise: nil)
+                state = .closed
+                runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
+                context.close(promise: nil)
+            case .pickAnother:
+                upstream.close(promise: nil)
+                attempts -= 1
+                connectNext(context: context)
+            case .proceed(let closeAfter):
+                splice(context: context, upstream: upstream, backend: backend, closeAfter: closeAfter)
+            }
+        }
+    }
+
+    private func splice(context: ChannelHandlerContext, upstream: any Channel, backend: String, closeAfter: TimeAmount?) {
+        let meter = ConnectionMeter(runtime: runtime, connection: connection, backend: backend, client: context.channel)
+        let glue = GlueHandler.matchedPair(meter: meter)
+        state = .spliced
+        do {
+            try upstream.pipeline.syncOperations.addHandler(glue.backend)
+            try context.pipeline.syncOperations.addHandler(glue.client, position: .after(self))
+        } catch {
+            upstream.close(promise: nil)
+            context.close(promise: nil)
+            meter.finish()
+            return
+        }
+        if var early = buffered {
+            buffered = nil
+            meter.count(early.readableBytes, from: .client)
+            upstream.writeAndFlush(NIOAny(early.readSlice(length: early.readableBytes)!), promise: nil)
+        }
+        if inputClosed {
+            upstream.close(mode: .output, promise: nil)
+        }
+        if let settings {
+            meter.startIdleTimer(settings.idleTimeout)
+        }
+        if let closeAfter {
+            let client = context.channel
+            context.eventLoop.scheduleTask(in: closeAfter) { client.close(promise: nil) }
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        if let options = context.channel.syncOptions {
+            try? options.setOption(.autoRead, value: true)
+        } else {
+            context.channel.setOption(.autoRead, value: true).whenFailure { _ in }
+        }
+    }
+
+    private func giveUp(context: ChannelHandlerContext) {
+        guard case .connecting = state else { return }
+        state = .closed
+        runtime.closed(connection: connection, backend: nil, failed: true, bytesIn: 0, bytesOut: 0)
+        context.close(promise: nil)
+    }
+
+    /// A hash of the client's IP address (not its port), for policies that keep a client on one backend.
+    static func clientKey(_ address: SocketAddress?) -> UInt64 {
+        guard let address else { return 0 }
+        // sockaddr_in: family/len (2), port (2), address (4); sockaddr_in6: ... flowinfo (4), address (16).
+        let range: Range<Int>
+        switch address {
+        case .v4: range = 4..<8
+        case .v6: range = 8..<24
+        default: return 0
+        }
+        return address.withSockAddr { pointer, size in
+            let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: size)
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+            for i in range where i < size {
+                hash = (hash ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01b3
+            }
+            return hash
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ProxyConnectionHandler: Sendable {}

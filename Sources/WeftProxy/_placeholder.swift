@@ -1,1 +1,0 @@
-// The node proxy; see ProxyConfiguration.
