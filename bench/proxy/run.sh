@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Proxy benchmark: the same weft-demo backends reached (a) directly, (b) through HAProxy (mode tcp,
+# balance roundrobin) and (c) through `weft proxy` (roundRobin), measured in one run on this machine.
+# Everything listens on 127.0.0.1; every load run is bounded by a request count and/or a duration and
+# by `timeout`; all processes this script starts are stopped on exit, also on failure or Ctrl-C.
+#
+# Usage: bench/proxy/run.sh [options]          (see bench/README.md, "Proxy")
+#   --quick              1 repetition, short runs: checks the harness, numbers are not for reporting
+#   --reps N             repetitions of each throughput run (default 5)
+#   --lat-reps N         repetitions of each latency run (default 3)
+#   --duration S         seconds of each keep-alive wrk run (default 10)
+#   --targets "LIST"     subset of "direct haproxy weft" (default: all; weft is dropped with a warning
+#                        when `weft proxy` does not exist or does not build)
+#   --backends N         weft-demo backends (default 3)
+#   --rate-ka R          fixed keep-alive rate in req/s (default: derived from the throughput runs)
+#   --rate-new R         fixed new-connection rate in conn/s (default: derived likewise)
+#   --quiet-wait S       before measuring, wait up to S s for 30 s without any swift-frontend (default 600)
+#   --out DIR            keep the raw wrk/h2load outputs and configs in DIR
+#   --skip-build         use the release binaries already in .build/release
+#   --profile TARGET     afterwards, one more keep-alive wrk run against TARGET (haproxy or weft) under
+#                        `perf record -g`; prints the top symbols (self time), Swift names demangled
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+reps_tp=5 reps_lat=3 tp_duration=10 tpc_duration=5 lat_duration=6 latency_warmup=1
+targets="direct haproxy weft" backends=3 rate_ka="" rate_new="" quiet_wait=600 quiet_for=30
+out_dir="" skip_build=0 profile=""
+wrk_threads=2 wrk_conns=64
+ka_fraction=0.30 new_fraction=0.30 cap_fraction=0.50
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) reps_tp=1 reps_lat=1 tp_duration=3 tpc_duration=2 lat_duration=3 quiet_wait=0; shift ;;
+    --reps) reps_tp=$2; shift 2 ;;
+    --lat-reps) reps_lat=$2; shift 2 ;;
+    --duration) tp_duration=$2; shift 2 ;;
+    --targets) targets=$2; shift 2 ;;
+    --backends) backends=$2; shift 2 ;;
+    --rate-ka) rate_ka=$2; shift 2 ;;
+    --rate-new) rate_new=$2; shift 2 ;;
+    --quiet-wait) quiet_wait=$2; shift 2 ;;
+    --out) out_dir=$2; shift 2 ;;
+    --skip-build) skip_build=1; shift ;;
+    --profile) profile=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+has() { case " $targets " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+drop_target() { targets=$(echo " $targets " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
+
+# --- tools ------------------------------------------------------------------------------------------
+missing=()
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v curl >/dev/null || missing+=(curl)
+[ -z "$profile" ] || command -v perf >/dev/null || missing+=(linux-perf)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    else
+        echo "missing: ${missing[*]} (apt-get install them, or run as root)" >&2
+        exit 1
+    fi
+fi
+# The Debian package may have started a system haproxy (where systemd runs); ours uses its own config
+# and port, so it does not matter, but say so.
+pgrep -x haproxy >/dev/null && log "note: another haproxy is running (not ours; left alone)"
+
+# --- build ------------------------------------------------------------------------------------------
+weft_note=""
+if [ $skip_build = 0 ]; then
+    log "building weft-demo (release)"
+    swift build -c release --product weft-demo >&2
+    if has weft; then
+        log "building weft (release)"
+        if ! swift build -c release --product weft >&2; then
+            weft_note="weft: release build failed; measured without it"
+        fi
+    fi
+fi
+bin=$(swift build -c release --show-bin-path)
+if has weft && [ -z "$weft_note" ] && ! "$bin/weft" proxy --help 2>&1 | grep -q -e '--config'; then
+    weft_note="weft: no 'weft proxy' subcommand in this build; measured without it"
+fi
+if [ -n "$weft_note" ]; then
+    log "WARNING: $weft_note"
+    drop_target weft
+fi
+[ -n "$targets" ] || { echo "no targets left" >&2; exit 1; }
+
+# --- processes and clean-up -------------------------------------------------------------------------
+work=$(mktemp -d /tmp/weft-proxy-bench.XXXXXX)
+res=$work/results
+mkdir -p "$res"/{tp_ka,tp_close,lat_ka,lat_new,noise}
+pids=()    # long-running processes we started (backends, proxies)
+loadgen="" # the load generator running now, if any
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -n "$loadgen" ] && kill -TERM "$loadgen" 2>/dev/null
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$out_dir" ]; then
+        mkdir -p "$out_dir" && cp -r "$work"/. "$out_dir"/ && log "raw outputs kept in $out_dir"
+    fi
+    rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# Both proxies get the same connection limit; HAProxy needs two descriptors per connection plus a few.
+max_conns=$((($(ulimit -n) - 200) / 2))
+[ "$max_conns" -le 20000 ] || max_conns=20000
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_tcp() { # host port tries(0.1 s each)
+    for _ in $(seq 1 "$3"); do
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Backends: weft-demo on 127.0.0.1, port chosen by the kernel and read from its first line.
+backend_ports=()
+for i in $(seq 1 "$backends"); do
+    BIND=127.0.0.1 PORT=0 SERVICE_NAME=bench WEFT_REPLICA_NAME="b$i" WEFT_REPLICA_IP=127.0.0.1 \
+        "$bin/weft-demo" >"$work/backend$i.out" 2>"$work/backend$i.err" &
+    pids+=($!)
+    port=""
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/^weft-demo listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$work/backend$i.out")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { cat "$work/backend$i.err" >&2; echo "backend $i did not start" >&2; exit 1; }
+    backend_ports+=("$port")
+done
+log "backends: ${backend_ports[*]/#/127.0.0.1:}"
+
+declare -A url proxy_pid
+has direct && url[direct]="http://127.0.0.1:${backend_ports[0]}/"
+
+cores=$(nproc)
+if has haproxy; then
+    hport=$(free_port)
+    {
+        echo "global"
+        echo "    nbthread $cores"
+        echo "    maxconn $max_conns"
+        echo "    # no 'log' line: HAProxy logs nothing"
+        echo "defaults"
+        echo "    mode tcp"
+        echo "    maxconn $max_conns"
+        echo "    retries 2"
+        echo "    timeout connect 1s"
+        echo "    timeout client 30s"
+        echo "    timeout server 30s"
+        echo "frontend bench"
+        echo "    bind 127.0.0.1:$hport"
+        echo "    default_backend demo"
+        echo "backend demo"
+        echo "    balance roundrobin"
+        for i in "${!backend_ports[@]}"; do echo "    server b$((i + 1)) 127.0.0.1:${backend_ports[$i]} weight 1"; done
+    } >"$work/haproxy.cfg"
+    haproxy -c -q -f "$work/haproxy.cfg" >&2
+    haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.out" 2>&1 &
+    pids+=($!)
+    proxy_pid[haproxy]=$!
+    wait_tcp 127.0.0.1 "$hport" 100 || { cat "$work/haproxy.out" >&2; echo "haproxy did not start" >&2; exit 1; }
+    url[haproxy]="http://127.0.0.1:$hport/"
+fi
+
+if has weft; then
+    wport=$(free_port)
+    {
+        echo "# generated by bench/proxy/run.sh: the equivalent of the HAProxy configuration"
+        echo "listeners:"
+        echo "  - name: bench"
+        echo "    address: 127.0.0.1"
+        echo "    port: $wport"
+        echo "    loadBalancer: roundRobin"
+        echo "    connectTimeoutMs: 1000"
+        echo "    idleTimeoutMs: 30000"
+        echo "    maxConnections: $max_conns"
+        echo "    connectAttempts: 3"
+        echo "    backends:"
+        for p in "${backend_ports[@]}"; do echo "      - {address: 127.0.0.1, port: $p, weight: 1}"; done
+    } >"$work/weft-proxy.yaml"
+    "$bin/weft" proxy --config "$work/weft-proxy.yaml" >"$work/weft.out" 2>"$work/weft.err" &
+    pids+=($!)
+    proxy_pid[weft]=$!
+    for _ in $(seq 1 300); do
+        grep -q '^ready' "$work/weft.out" "$work/weft.err" 2>/dev/null && break
+        kill -0 "${proxy_pid[weft]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -q '^ready' "$work/weft.out" "$work/weft.err" 2>/dev/null; then
+        cat "$work/weft.out" "$work/weft.err" >&2
+        echo "weft proxy did not print 'ready'" >&2
+        exit 1
+    fi
+    url[weft]="http://127.0.0.1:$wport/"
+fi
+
+# Sanity: every target answers 200, and a proxy spreads fresh connections over all backends.
+for t in $targets; do
+    seen=""
+    for _ in $(seq 1 $((backends * 2))); do
+        body=$(curl -sS --max-time 5 -o - -w '\n%{http_code}' "${url[$t]}")
+        [ "$(tail -n1 <<<"$body")" = 200 ] || { echo "$t: ${url[$t]} did not answer 200: $body" >&2; exit 1; }
+        seen+=$(sed -n 's/.*"replica":"\([^"]*\)".*/\1/p' <<<"$body")$'\n'
+    done
+    n=$(sort -u <<<"$seen" | grep -c . || true)
+    log "$t: ${url[$t]} OK, $n distinct backend(s) over $((backends * 2)) connections"
+    if [ "$t" != direct ] && [ "$n" -lt "$backends" ]; then
+        log "WARNING: $t reached only $n of $backends backends"
+    fi
+done
+
+# --- quiet machine ----------------------------------------------------------------------------------
+compilers() { pgrep -c -x swift-frontend 2>/dev/null || true; }
+quiet_note=""
+if [ "$quiet_wait" -gt 0 ]; then
+    log "waiting (up to ${quiet_wait}s) for ${quiet_for}s without swift-frontend processes"
+    start=$SECONDS quiet_since=$SECONDS
+    while :; do
+        [ "$(compilers)" -gt 0 ] && quiet_since=$SECONDS
+        [ $((SECONDS - quiet_since)) -ge "$quiet_for" ] && break
+        if [ $((SECONDS - start)) -ge "$quiet_wait" ]; then
+            quiet_note="gave up waiting for a quiet machine after ${quiet_wait}s: compilers were running"
+            log "WARNING: $quiet_note"
+            break
+        fi
+        sleep 2
+    done
+fi
+
+# --- measurements -----------------------------------------------------------------------------------
+runs=0 noisy_runs=0
+cpu_ticks() { # utime+stime of a process (fields 14 and 15 of /proc/PID/stat, counted after "comm")
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+bounded() { # LIMIT_S CMD...: runs CMD in the background (so the EXIT trap can stop it), waits
+    local limit=$1
+    shift
+    timeout --kill-after=5 "$limit" "$@" &
+    loadgen=$!
+    local rc=0
+    wait "$loadgen" || rc=$?
+    loadgen=""
+    return $rc
+}
+measure() { # PHASE TARGET REP CMD...   (output to $res/PHASE/TARGET.REP.*; bookkeeping of noise and CPU)
+    local phase=$1 t=$2 rep=$3
+    shift 3
+    local before after c0 c1 rc=0
+    before=$(compilers)
+    [ -n "${proxy_pid[$t]:-}" ] && c0=$(cpu_ticks "${proxy_pid[$t]}")
+    "$@" || rc=$?
+    [ -n "${proxy_pid[$t]:-}" ] && c1=$(cpu_ticks "${proxy_pid[$t]}") &&
+        awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f\n", (b - a) / hz }' >"$res/$phase/$t.$rep.cpu"
+    after=$(compilers)
+    echo "$before $after" >"$res/noise/$phase.$t.$rep"
+    runs=$((runs + 1))
+    [ "$before" -gt 0 ] || [ "$after" -gt 0 ] && noisy_runs=$((noisy_runs + 1))
+    [ $rc = 0 ] || log "WARNING: $phase $t rep $rep exited with $rc"
+    return 0
+}
+rotated() { # REP: the targets, rotated by REP so that no target always runs first or last
+    local arr=($targets) n i
+    n=${#arr[@]}
+    for i in $(seq 0 $((n - 1))); do echo -n "${arr[$(((i + $1) % n))]} "; done
+}
+
+log "warm-up: 2 s of wrk per target (not recorded)"
+for t in $targets; do bounded 20 wrk -t$wrk_threads -c$wrk_conns -d2s "${url[$t]}" >/dev/null; done
+
+log "1/4 throughput, keep-alive: wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s, $reps_tp repetitions"
+for rep in $(seq 1 "$reps_tp"); do
+    for t in $(rotated "$rep"); do
+        measure tp_ka "$t" "$rep" bounded $((tp_duration + 30)) \
+            wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s --timeout 2s "${url[$t]}" >"$res/tp_ka/$t.$rep.wrk"
+        log "  $t #$rep: $(grep -o 'Requests/sec:.*' "$res/tp_ka/$t.$rep.wrk" || echo failed)"
+    done
+done
+
+log "2/4 throughput, new connection per request: wrk ... -H 'Connection: close' -d${tpc_duration}s, $reps_tp repetitions"
+for rep in $(seq 1 "$reps_tp"); do
+    for t in $(rotated "$rep"); do
+        measure tp_close "$t" "$rep" bounded $((tpc_duration + 30)) \
+            wrk -t$wrk_threads -c$wrk_conns -d${tpc_duration}s --timeout 2s -H 'Connection: close' "${url[$t]}" \
+            >"$res/tp_close/$t.$rep.wrk"
+        log "  $t #$rep: $(grep -o 'Requests/sec:.*' "$res/tp_close/$t.$rep.wrk" || echo failed)"
+    done
+done
+
+# Fixed rates: a fraction of the direct throughput, capped at half of the slowest proxy's throughput so
+# that no target is measured in saturation. All targets get the same rate within a run.
+pick_rate() { # PHASE FRACTION -> req/s
+    local phase=$1 frac=$2 rate="" m t
+    for t in $targets; do
+        m=$(python3 "$repo/bench/proxy/report.py" median-rps "$res/$phase/$t".*.wrk)
+        if [ "$t" = direct ]; then
+            m=$(awk -v m="$m" -v f="$frac" 'BEGIN { printf "%d", m * f }')
+        else
+            m=$(awk -v m="$m" -v f="$cap_fraction" 'BEGIN { printf "%d", m * f }')
+        fi
+        if [ -z "$rate" ] || [ "$m" -lt "$rate" ]; then rate=$m; fi
+    done
+    echo "$rate"
+}
+[ -n "$rate_ka" ] || rate_ka=$(pick_rate tp_ka $ka_fraction)
+rate_ka=$(((rate_ka / 100) * 100))
+[ "$rate_ka" -ge 100 ] || rate_ka=100
+[ -n "$rate_new" ] || rate_new=$(pick_rate tp_close $new_fraction)
+# h2load opens K connections every P ms; P = 1 ms keeps the bursts small.
+if [ "$rate_new" -ge 1000 ]; then
+    new_k=$((rate_new / 1000)) new_period=1
+else
+    new_k=1 new_period=$(((1000 + rate_new - 1) / rate_new))
+fi
+rate_new=$((new_k * 1000 / new_period))
+# Keep-alive: one connection per 100 req/s (a request every 10 ms per connection, h2load's finest --rps
+# tick), connections opened one per ms so that their ticks are spread out.
+ka_clients=$((rate_ka / 100))
+
+log "3/4 latency, keep-alive at $rate_ka req/s: h2load --h1 -c$ka_clients --rps=100 (${lat_duration}s, first ${latency_warmup}s dropped), $reps_lat repetitions"
+for rep in $(seq 1 "$reps_lat"); do
+    for t in $(rotated "$rep"); do
+        rm -f "$res/lat_ka/$t.$rep.log"
+        measure lat_ka "$t" "$rep" bounded $((lat_duration * 3 + 30)) \
+            h2load --h1 -t1 -c$ka_clients -r1 --rate-period=1ms --rps=100 -m1 -n$((rate_ka * lat_duration)) -N5s \
+            --log-file="$res/lat_ka/$t.$rep.log" "${url[$t]}" >"$res/lat_ka/$t.$rep.out"
+        log "  $t #$rep: $(grep -E '^requests:' "$res/lat_ka/$t.$rep.out" || echo failed)"
+    done
+done
+
+log "4/4 latency, new connection per request at $rate_new conn/s: h2load --h1 -r$new_k --rate-period=${new_period}ms -n=-c (${lat_duration}s), $reps_lat repetitions"
+for rep in $(seq 1 "$reps_lat"); do
+    for t in $(rotated "$rep"); do
+        rm -f "$res/lat_new/$t.$rep.log"
+        n=$((rate_new * lat_duration))
+        measure lat_new "$t" "$rep" bounded $((lat_duration * 3 + 30)) \
+            h2load --h1 -t1 -c$n -n$n -r$new_k --rate-period=${new_period}ms -m1 -N5s \
+            --log-file="$res/lat_new/$t.$rep.log" "${url[$t]}" >"$res/lat_new/$t.$rep.out"
+        log "  $t #$rep: $(grep -E '^requests:' "$res/lat_new/$t.$rep.out" || echo failed)"
+    done
+done
+
+# --- profile (optional) ---------------------------------------------------------------------------
+if [ -n "$profile" ] && [ -n "${proxy_pid[$profile]:-}" ]; then
+    log "profile: perf record -F 997 -g on $profile during wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s"
+    perf record -F 997 -g -o "$work/perf.data" -p "${proxy_pid[$profile]}" -- sleep $((tp_duration + 1)) \
+        >"$work/perf-record.out" 2>&1 &
+    perf_pid=$!
+    pids+=($perf_pid)
+    sleep 0.5
+    bounded $((tp_duration + 30)) wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s "${url[$profile]}" >"$res/profile.wrk"
+    wait "$perf_pid" || true
+    demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
+    perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 -g none 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | demangle >"$res/profile.txt" || true
+    perf report -i "$work/perf.data" --stdio --no-children --sort dso --percent-limit 1 -g none 2>/dev/null |
+        grep -v '^#' | grep -v '^$' >"$res/profile-dso.txt" || true
+fi
+
+# --- report -----------------------------------------------------------------------------------------
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+mem=$(free -g | awk '/Mem:/{print $2}')
+{
+    echo "targets=$targets"
+    echo "reps_tp=$reps_tp"
+    echo "reps_lat=$reps_lat"
+    echo "tp_duration_s=$tp_duration"
+    echo "tpc_duration_s=$tpc_duration"
+    echo "lat_duration_s=$lat_duration"
+    echo "latency_warmup_s=$latency_warmup"
+    echo "rate_ka=$rate_ka"
+    echo "rate_new=$rate_new"
+    echo "runs=$runs"
+    echo "noisy_runs=$noisy_runs"
+} >"$res/meta.env"
+
+echo "## Proxy benchmark — $(date -u +%F)"
+echo
+echo "Machine: $cores cores ($cpu_model), $mem GiB, $(uname -sr); $(haproxy -v | head -n1 | cut -d' ' -f1-3);" \
+    "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(h2load --version | head -n1);" \
+    "$backends weft-demo backends; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+echo
+python3 "$repo/bench/proxy/report.py" table "$res"
+[ -n "$weft_note" ] && echo "- WARNING: $weft_note"
+[ -n "$quiet_note" ] && echo "- WARNING: $quiet_note"
+if [ -s "$res/profile.txt" ]; then
+    echo
+    echo "Profile of $profile ($(grep -o 'Requests/sec:.*' "$res/profile.wrk")), self time by shared object:"
+    echo '```'
+    head -n 12 "$res/profile-dso.txt"
+    echo '```'
+    echo "Top symbols (self time):"
+    echo '```'
+    head -n 40 "$res/profile.txt" | cut -c1-200
+    echo '```'
+fi
+exit 0
