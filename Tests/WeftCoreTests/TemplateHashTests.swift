@@ -116,7 +116,7 @@ struct KindAndSelectorTests {
     }
 
     @Test func kindProperties() {
-        #expect(ResourceKind.allCases.map(\.plural) == ["deployments", "services", "replicas", "nodes"])
+        #expect(ResourceKind.allCases.map(\.plural) == ["deployments", "services", "replicas", "nodes", "endpoints"])
         #expect(ResourceKind.allCases.filter(\.isUserManaged) == [.deployment, .service])
         #expect(ResourceKind.allCases.filter { !$0.isNamespaced } == [.node])
         // Every alias leads back to its own kind, and no alias is shared.
