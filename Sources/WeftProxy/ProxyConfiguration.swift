@@ -139,7 +139,7 @@ public struct ListenerConfiguration: Codable, Sendable, Equatable {
         if let outlier = outlierDetection {
             let o = path / "outlierDetection"
             if outlier.consecutiveFailures < 0 { errors.append((o / "consecutiveFailures").error("must be 0 (off) or more")) }
-            if !(outlier.baseEjectionSeconds > 0) || !outlier.baseEjectionSeconds.isFinite { errors.append((o / "baseEjectionSeconds").error("must be greater than 0")) }
+            if !(outlier.baseEjectionSeconds > 0) || !outlier.baseEjectionSeconds.isFinite { errors.append((o / "baseEjectionSeconds").error("must be a number greater than 0")) }
             if !(outlier.maxEjectionSeconds > 0) || !outlier.maxEjectionSeconds.isFinite { errors.append((o / "maxEjectionSeconds").error("must be a number greater than 0")) }
             if outlier.maxEjectionSeconds < outlier.baseEjectionSeconds {
                 errors.append((o / "maxEjectionSeconds").error("must not be less than baseEjectionSeconds"))
@@ -190,4 +190,20 @@ public struct ProxyConfigurationError: Error, Sendable, CustomStringConvertible 
     public init(problems: [FieldError]) { self.problems = problems }
 
     public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+extension ProxyConfiguration {
+    /// Decodes a configuration document (parsed YAML or JSON) strictly and validates it: unknown
+    /// fields, type errors and every rule break are reported with their field paths.
+    public static func decode(_ document: JSONValue) throws(ProxyConfigurationError) -> ProxyConfiguration {
+        let configuration: ProxyConfiguration
+        do {
+            configuration = try StrictDecoder.decode(ProxyConfiguration.self, from: document)
+        } catch {
+            throw ProxyConfigurationError(problems: [error])
+        }
+        let problems = configuration.validate()
+        guard problems.isEmpty else { throw ProxyConfigurationError(problems: problems) }
+        return configuration
+    }
 }
