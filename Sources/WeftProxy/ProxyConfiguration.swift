@@ -200,7 +200,11 @@ extension ProxyConfiguration {
         do {
             configuration = try StrictDecoder.decode(ProxyConfiguration.self, from: document)
         } catch {
-            throw ProxyConfigurationError(problems: [error])
+            var problem = error
+            if problem.message.hasPrefix("unknown field") {
+                problem.message = "unknown field; check its spelling and indentation against proxy-config/README.md"
+            }
+            throw ProxyConfigurationError(problems: [problem])
         }
         let problems = configuration.validate()
         guard problems.isEmpty else { throw ProxyConfigurationError(problems: problems) }

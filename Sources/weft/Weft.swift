@@ -14,6 +14,7 @@ struct Weft: AsyncParsableCommand {
             DeleteCommand.self,
             ScaleCommand.self,
             LogsCommand.self,
+            ProxyCommand.self,
         ]
     )
 }
