@@ -68,6 +68,8 @@ final class ListenerRuntime: Sendable {
         /// Set when the listener stopped listening: connections established after this close at the deadline.
         var drainDeadline: NIODeadline?
         var shutDown = false
+        /// When the snapshots' latencies were last decayed to "now" (seconds, monotonic).
+        var latenciesRefreshedAt: Double = 0
         /// Connections admitted but not yet registered with a backend, so shutdown can reach them.
         var pending: [UInt64: any Channel] = [:]
     }
@@ -86,6 +88,8 @@ final class ListenerRuntime: Sendable {
 
     var configuration: ListenerConfiguration { state.withLock { $0.configuration } }
     var settings: Settings { state.withLock { $0.settings } }
+
+    static let latencyRefreshInterval = 0.1
 
     static func now() -> Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
@@ -110,6 +114,14 @@ final class ListenerRuntime: Sendable {
     func pick(clientKey: UInt64, tried: Set<String>) -> Pick? {
         state.withLock { s in
             let now = Self.now()
+            if now - s.latenciesRefreshedAt >= Self.latencyRefreshInterval {
+                // Estimates decay between samples; without this a backend that was slow once and then
+                // lost every p2c comparison would keep its old estimate and never be tried again.
+                s.latenciesRefreshedAt = now
+                for i in s.snapshots.indices {
+                    s.snapshots[i].latency = s.backends[s.snapshots[i].id]?.latency.value(at: now)
+                }
+            }
             let ejected = s.detector.ejected(now: now)
             var id: String?
             if ejected.isEmpty {
