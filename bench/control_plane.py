@@ -173,12 +173,69 @@ def bench_heal(api, trials):
     return results
 
 
+def bench_endpoint_removal(api, trials):
+    """kill -9 of each of `trials` replicas once, until the service's Endpoints (which every node proxy
+    watches) no longer list it."""
+    name = "bench-endpoints"
+    ns = "/api/v1/namespaces/default"
+    service = {"apiVersion": "weft/v1", "kind": "Service", "metadata": {"name": name},
+               "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+    api.call("POST", "/api/v1/apply", {"items": [deployment(name, trials), service]})
+    wait(lambda: len((api.call("GET", f"{ns}/endpoints/{name}") if _exists(api, f"{ns}/endpoints/{name}") else {}).get("endpoints", [])) == trials,
+         90, "all endpoints ready")
+    version = api.call("GET", f"{ns}/endpoints")["resourceVersion"]
+    removed = {}
+    cond = threading.Condition()
+    stop = threading.Event()
+
+    def on_event(event, now):
+        obj = event.get("object", {})
+        if event.get("type") == "MODIFIED" and obj.get("metadata", {}).get("name") == name:
+            present = {e["replica"] for e in obj.get("endpoints", [])}
+            with cond:
+                for replica in list(watching):
+                    if replica not in present and replica not in removed:
+                        removed[replica] = now
+                cond.notify_all()
+
+    watching = set()
+    thread = threading.Thread(target=api.watch, args=(f"{ns}/endpoints?watch=true&resourceVersion={version}", on_event, stop), daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    results = []
+    for replica in replicas(api, name):
+        replica_name = replica["metadata"]["name"]
+        wait(lambda: replica_name in {e["replica"] for e in api.call("GET", f"{ns}/endpoints/{name}")["endpoints"]}, 30, "endpoint back")
+        with cond:
+            watching.add(replica_name)
+        start = time.perf_counter()
+        os.kill(replica["status"]["pid"], signal.SIGKILL)
+        with cond:
+            if not cond.wait_for(lambda: replica_name in removed, timeout=10):
+                raise RuntimeError(f"{replica_name} never left the endpoints")
+        results.append(removed[replica_name] - start)
+    stop.set()
+    api.call("DELETE", f"{ns}/services/{name}")
+    api.call("DELETE", f"{ns}/deployments/{name}")
+    wait(lambda: not replicas(api, name), 60, "replicas gone")
+    return results
+
+
+def _exists(api, path):
+    try:
+        api.call("GET", path)
+        return True
+    except RuntimeError:
+        return False
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--writes", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--heal-trials", type=int, default=10)
+    parser.add_argument("--removal-trials", type=int, default=20)
     args = parser.parse_args()
     api = API(args.config)
     print("| measurement | n | p50 ms | p99 ms | max ms |")
@@ -186,6 +243,7 @@ def main():
     print(summary("write → watch event (apply of a service)", bench_watch_services(api, args.writes)), flush=True)
     print(summary("apply → 10 replicas ready (weft-demo, readiness period 1 s)", bench_apply_ready(api, args.rounds, 10)), flush=True)
     print(summary("kill -9 → replica ready again (first crash)", bench_heal(api, args.heal_trials)), flush=True)
+    print(summary("kill -9 → endpoint removed (Endpoints watch event)", bench_endpoint_removal(api, args.removal_trials)), flush=True)
 
 
 if __name__ == "__main__":

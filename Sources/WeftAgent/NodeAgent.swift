@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import WeftClient
 import WeftCore
+import WeftProxy
 import WeftRuntime
 
 /// The node agent: registers its node, keeps its heartbeat, and runs the replicas the control plane
@@ -26,14 +27,20 @@ public struct NodeAgent: ServiceLifecycle.Service {
         let context = AgentContext(configuration: configuration, client: client, ports: PortAllocator(host: configuration.nodeAddress),
                                    ledger: ledger, backoff: RestartBackoff(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let supervisor = ReplicaSupervisor(context: context)
+        let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let proxy = NodeProxy(group: proxyGroup, logger: logger)
+        let routing = ServiceRouting(proxy: proxy, logger: logger)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.heartbeat() }
             group.addTask { await self.watchReplicas(supervisor) }
+            group.addTask { await routing.run(client: self.client) }
             try? await gracefulShutdown()
             group.cancelAll()
         }
         await supervisor.stopAll()
         logger.info("agent stopped its replicas")
+        await proxy.shutdown()
+        try? await proxyGroup.shutdownGracefully()
     }
 
     private func nodeObject() -> Node {
@@ -56,41 +63,20 @@ public struct NodeAgent: ServiceLifecycle.Service {
         }
     }
 
-    /// List, then watch from the list's revision; resume after errors, re-list when the history is gone.
+    /// Runs the replicas assigned to this node, as the replica watch reports them.
     private func watchReplicas(_ supervisor: ReplicaSupervisor) async {
-        var resourceVersion: String?
-        var delay = Duration.milliseconds(200)
-        while !Task.isCancelled {
-            do {
-                if resourceVersion == nil {
-                    let (items, version) = try await client.list(Replica.self, namespace: nil)
-                    await supervisor.resync(items)
-                    resourceVersion = version
+        await ListWatch(Replica.self, client: client, node: configuration.nodeName, logger: logger).run(
+            relisted: { await supervisor.resync($0) },
+            changed: { event in
+                switch event {
+                case .added(let replica), .modified(let replica):
+                    await supervisor.observe(replica)
+                case .deleted(let replica):
+                    await supervisor.removed(namespace: replica.namespace, name: replica.name)
+                case .bookmark:
+                    break
                 }
-                for try await event in client.watch(Replica.self, namespace: nil, resourceVersion: resourceVersion, node: configuration.nodeName) {
-                    delay = .milliseconds(200)
-                    switch event {
-                    case .added(let replica), .modified(let replica):
-                        resourceVersion = replica.metadata.resourceVersion ?? resourceVersion
-                        await supervisor.observe(replica)
-                    case .deleted(let replica):
-                        resourceVersion = replica.metadata.resourceVersion ?? resourceVersion
-                        await supervisor.removed(namespace: replica.namespace, name: replica.name)
-                    case .bookmark(let version):
-                        resourceVersion = version
-                    }
-                }
-            } catch let error as APIError where error.status == 410 {
-                logger.info("watch history is gone; listing again")
-                resourceVersion = nil
-                continue
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning("replica watch interrupted; resuming", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
-        }
+            })
     }
 }
 

@@ -31,6 +31,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Name of this node (default: the host name).")
     var nodeName: String?
 
+    @Option(name: .long, help: "Block of service virtual IPs (IPv4 CIDR, /8 to /30). The default lies in 127.0.0.0/8, which Linux routes to loopback, so the node proxy binds VIPs without root.")
+    var serviceCidr: String = Registry.defaultServiceCIDR.description
+
     @Flag(name: .long, help: "Run only the control plane, no local agent.")
     var noAgent = false
 
@@ -52,13 +55,17 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--node-name: \(problem)")
         }
 
+        guard let serviceBlock = IPv4CIDR(serviceCidr) else {
+            throw ValidationError("--service-cidr: \"\(serviceCidr)\" is not an IPv4 block such as 127.10.0.0/16 (prefix 8 to 30, host bits zero)")
+        }
+
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let pki = try ClusterPKI.loadOrCreate(
             directory: (dataDirectory as NSString).appendingPathComponent("pki"),
             servingNames: ["localhost", node] + (IPAddressText.isValid(host) ? [] : [host]),
             servingIPs: ["127.0.0.1", "::1"] + (IPAddressText.isValid(host) && !["0.0.0.0", "::"].contains(host) ? [host] : []))
         let store = try SQLiteStore(path: (dataDirectory as NSString).appendingPathComponent("state.db"), logger: Logger(label: "weft.store"))
-        let registry = Registry(store: store, logger: Logger(label: "weft.registry"))
+        let registry = Registry(store: store, serviceCIDR: serviceBlock, logger: Logger(label: "weft.registry"))
         let logDirectory = (dataDirectory as NSString).appendingPathComponent("logs")
         let adminPath = (dataDirectory as NSString).appendingPathComponent("admin.yaml")
 
@@ -79,7 +86,11 @@ struct ServerCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data("ready \(url) config=\(adminPath) node=\(node)\n".utf8))
                 announce.yield(url)
             })
-        var services: [any ServiceLifecycle.Service] = [api, DeploymentController(registry: registry, logger: Logger(label: "weft.controller"))]
+        var services: [any ServiceLifecycle.Service] = [
+            api,
+            DeploymentController(registry: registry, logger: Logger(label: "weft.controller")),
+            EndpointsController(registry: registry, logger: Logger(label: "weft.endpoints")),
+        ]
         if !noAgent {
             let agent = AgentConfiguration(
                 nodeName: node, stateDirectory: (dataDirectory as NSString).appendingPathComponent("agent"),

@@ -18,12 +18,16 @@ final class WeftServer: @unchecked Sendable {
     init(dataDirectory: URL, nodeName: String = "test-node") throws {
         self.dataDirectory = dataDirectory
         self.nodeName = nodeName
-        self.process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName)
+        self.process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName, serviceCIDR: serviceCIDR)
     }
 
-    private static func makeProcess(dataDirectory: URL, nodeName: String) throws -> ChildProcess {
+    /// A service range of its own, so servers of tests running side by side never bind the same VIP.
+    let serviceCIDR = "127.\(Int.random(in: 20...250)).\(Int.random(in: 0...255)).0/24"
+
+    private static func makeProcess(dataDirectory: URL, nodeName: String, serviceCIDR: String) throws -> ChildProcess {
         ChildProcess(executable: try WeftBuild.executable("weft"),
-                     arguments: ["server", "--data-dir", dataDirectory.path, "--api-listen", "127.0.0.1:0", "--node-name", nodeName])
+                     arguments: ["server", "--data-dir", dataDirectory.path, "--api-listen", "127.0.0.1:0", "--node-name", nodeName,
+                                 "--service-cidr", serviceCIDR])
     }
 
     /// Starts the server and waits for its `ready` line.
@@ -47,7 +51,7 @@ final class WeftServer: @unchecked Sendable {
 
     /// Starts a new server process on the same data directory.
     func restart() async throws {
-        process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName)
+        process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName, serviceCIDR: serviceCIDR)
         try await start()
     }
 

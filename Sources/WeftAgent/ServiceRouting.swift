@@ -1,0 +1,126 @@
+import Logging
+import NIOCore
+import WeftClient
+import WeftCore
+import WeftProxy
+
+/// Feeds the node proxy from the cluster: a listener on `clusterIP:port` for every port of every VIP
+/// service, with the service's ready endpoints as backends. Services and endpoints arrive by watch; the
+/// proxy is reconfigured once per burst of changes.
+actor ServiceRouting {
+    private let proxy: NodeProxy
+    private let logger: Logger
+    private var services: [String: Service] = [:]
+    private var endpoints: [String: Endpoints] = [:]
+    private var applied: ProxyConfiguration?
+    private let dirty: AsyncStream<Void>.Continuation
+    private let changes: AsyncStream<Void>
+
+    init(proxy: NodeProxy, logger: Logger) {
+        self.proxy = proxy
+        self.logger = logger
+        (changes, dirty) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Follows services and endpoints and keeps the proxy configured until cancelled.
+    func run(client: APIClient) async {
+        let serviceWatch = ListWatch(Service.self, client: client, logger: logger)
+        let endpointsWatch = ListWatch(Endpoints.self, client: client, logger: logger)
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await serviceWatch.run(relisted: { await self.replaceServices($0) }, changed: { await self.serviceChanged($0) })
+            }
+            group.addTask {
+                await endpointsWatch.run(relisted: { await self.replaceEndpoints($0) }, changed: { await self.endpointsChanged($0) })
+            }
+            group.addTask { await self.applyChanges() }
+        }
+    }
+
+    private func replaceServices(_ items: [Service]) {
+        services = Dictionary(items.map { ("\($0.namespace)/\($0.name)", $0) }, uniquingKeysWith: { $1 })
+        dirty.yield()
+    }
+
+    private func replaceEndpoints(_ items: [Endpoints]) {
+        endpoints = Dictionary(items.map { ("\($0.namespace)/\($0.name)", $0) }, uniquingKeysWith: { $1 })
+        dirty.yield()
+    }
+
+    private func serviceChanged(_ event: WatchEvent<Service>) {
+        switch event {
+        case .added(let service), .modified(let service): services["\(service.namespace)/\(service.name)"] = service
+        case .deleted(let service): services["\(service.namespace)/\(service.name)"] = nil
+        case .bookmark: return
+        }
+        dirty.yield()
+    }
+
+    private func endpointsChanged(_ event: WatchEvent<Endpoints>) {
+        switch event {
+        case .added(let object), .modified(let object): endpoints["\(object.namespace)/\(object.name)"] = object
+        case .deleted(let object): endpoints["\(object.namespace)/\(object.name)"] = nil
+        case .bookmark: return
+        }
+        dirty.yield()
+    }
+
+    /// Applies the newest configuration after each burst of changes. When the proxy refuses it (say, one
+    /// port cannot be bound), every listener that can be served still is: listeners are added one at a
+    /// time and the refused ones are retried later. The proxy serves its previous view meanwhile.
+    private func applyChanges() async {
+        var iterator = changes.makeAsyncIterator()
+        var refused: [String: String] = [:]
+        while await iterator.next() != nil {
+            let desired = Self.configuration(services: Array(services.values), endpoints: endpoints)
+            guard desired != applied else { continue }
+            do {
+                try await proxy.apply(desired)
+                applied = desired
+                refused = [:]
+                continue
+            } catch {
+                logger.debug("full proxy configuration refused; applying listeners one by one", metadata: ["error": "\(error)"])
+            }
+            var accepted = ProxyConfiguration(listeners: [])
+            var nowRefused: [String: String] = [:]
+            for listener in desired.listeners {
+                let attempt = ProxyConfiguration(listeners: accepted.listeners + [listener])
+                do {
+                    try await proxy.apply(attempt)
+                    accepted = attempt
+                } catch {
+                    nowRefused[listener.name] = "\(error)"
+                    if refused[listener.name] != "\(error)" {
+                        logger.error("cannot serve a service port; retrying", metadata: ["listener": "\(listener.name)", "error": "\(error)"])
+                    }
+                }
+            }
+            try? await proxy.apply(accepted)
+            applied = accepted
+            refused = nowRefused
+            Task { [dirty] in
+                try? await Task.sleep(for: .seconds(10))
+                dirty.yield()
+            }
+        }
+    }
+
+    /// The proxy configuration for these services and endpoints (pure).
+    static func configuration(services: [Service], endpoints: [String: Endpoints]) -> ProxyConfiguration {
+        var listeners: [ListenerConfiguration] = []
+        for service in services.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
+            guard service.spec.serviceType == .vip, let ip = service.spec.clusterIP else { continue }
+            let ready = endpoints["\(service.namespace)/\(service.name)"]?.endpoints ?? []
+            for port in service.spec.ports where (port.protocol ?? "TCP") == "TCP" {
+                let backends = ready.compactMap { endpoint in
+                    endpoint.ports[String(port.port)].map { BackendConfiguration(address: endpoint.ip, port: $0, weight: endpoint.weight) }
+                }
+                listeners.append(ListenerConfiguration(
+                    name: "\(service.namespace)/\(service.name):\(port.name ?? String(port.port))", address: ip, port: port.port,
+                    loadBalancer: service.spec.loadBalancer, backends: backends))
+            }
+        }
+        return ProxyConfiguration(listeners: listeners)
+    }
+}
