@@ -37,16 +37,10 @@ struct ServerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run only the control plane, no local agent.")
     var noAgent = false
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel: String = "info"
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        try log.bootstrap()
         let logger = Logger(label: "weft.server")
         let dataDirectory = Paths.expand(dataDir)
         let (host, port) = try ListenAddress.parse(apiListen, option: "--api-listen")

@@ -1,18 +1,8 @@
 import Testing
 @testable import WeftCore
 
-/// A deterministic generator (SplitMix64) so distribution tests are reproducible.
-private struct PickRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Distribution tests use the seeded `SplitMix64` from WeftCore, so they are reproducible.
+private typealias PickRandom = SplitMix64
 
 private func backends(_ weights: [Int]) -> [BackendSnapshot] {
     weights.enumerated().map { BackendSnapshot(id: "10.0.0.\($0.offset + 1):8080", weight: $0.element) }
