@@ -224,7 +224,18 @@ def table(dir_):
     print("Errors: " + ("; ".join(problems) if problems else "none (all responses 2xx, no socket errors)"))
     n_noisy = meta.get("noisy_runs", "0")
     n_runs = meta.get("runs", "?")
-    print(f"Compiler processes (swift-frontend) running during {n_noisy} of {n_runs} measured runs.")
+    others, compiling = [], 0
+    for f in glob.glob(os.path.join(dir_, "noise", "*")):
+        parts = open(f).read().split()
+        if len(parts) >= 3:
+            others.append(int(parts[2]))
+        if parts and (int(parts[0]) > 0 or int(parts[1]) > 0):
+            compiling += 1
+    if others:
+        print(f"Other processes' CPU during the measured runs: median {statistics.median(others):.0f}%, "
+              f"max {max(others)}% of one core; a Swift build/test process was running around {compiling} "
+              f"of {n_runs} runs; {n_noisy} of {n_runs} runs count as noisy "
+              f"(such a process seen, or others > {meta.get('noise_threshold', '15')}% of a core).")
     print()
 
     if has["weft"]:

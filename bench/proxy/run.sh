@@ -14,7 +14,8 @@
 #   --backends N         weft-demo backends (default 3)
 #   --rate-ka R          fixed keep-alive rate in req/s (default: derived from the throughput runs)
 #   --rate-new R         fixed new-connection rate in conn/s (default: derived likewise)
-#   --quiet-wait S       before measuring, wait up to S s for 30 s without any swift-frontend (default 600)
+#   --quiet-wait S       before measuring, wait up to S s for 30 quiet seconds: no swift-frontend/-build/
+#                        -test or test bundle running, other processes < 15% of a core (default 600)
 #   --out DIR            keep the raw wrk/h2load outputs and configs in DIR
 #   --skip-build         use the release binaries already in .build/release
 #   --profile TARGET     afterwards, one more keep-alive wrk run against TARGET (haproxy or weft) under
@@ -27,7 +28,8 @@ reps_tp=5 reps_lat=3 tp_duration=10 tpc_duration=5 lat_duration=6 latency_warmup
 targets="direct haproxy weft" backends=3 rate_ka="" rate_new="" quiet_wait=600 quiet_for=30
 out_dir="" skip_build=0 profile=""
 wrk_threads=2 wrk_conns=64
-ka_fraction=0.30 new_fraction=0.30 cap_fraction=0.50
+noise_threshold=15 # % of one core used by other processes during a run that counts it as noisy
+ka_fraction=0.15 new_fraction=0.15 cap_fraction=0.35
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -234,29 +236,54 @@ for t in $targets; do
     fi
 done
 
-# --- quiet machine ----------------------------------------------------------------------------------
-compilers() { pgrep -c -x swift-frontend 2>/dev/null || true; }
+# --- noise ------------------------------------------------------------------------------------------
+# Other engineers build and test on this machine. Two signs of that: build/test processes, and CPU time
+# used by processes that are not ours.
+builders() { pgrep -c -x 'swift-(frontend|build|test|driver)|.*PackageTest.*|.*\.xctest' 2>/dev/null || true; }
+hz=$(getconf CLK_TCK)
+cpu_ticks() { # utime+stime of a process (fields 14 and 15 of /proc/PID/stat, counted after "comm")
+    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+system_busy() { # user+nice+system ticks of all CPUs (irq/softirq left out: not charged to processes)
+    awk '/^cpu / { print $2 + $3 + $4; exit }' /proc/stat
+}
+our_ticks() { # CPU ticks of everything this script runs: its long-running processes, itself, and its
+    # reaped children (timeout → wrk/h2load, whose times the kernel adds to ours when they are waited for)
+    local total pid
+    total=$(sed 's/.*) //' /proc/$$/stat | awk '{print $12 + $13 + $14 + $15}')
+    for pid in "${pids[@]}"; do
+        [ -r "/proc/$pid/stat" ] && total=$((total + $(cpu_ticks "$pid")))
+    done
+    echo "$total"
+}
+other_cpu() { # S0 S1 O0 O1 W0 W1 -> % of one core used by others between the two samples
+    awk -v s0="$1" -v s1="$2" -v o0="$3" -v o1="$4" -v w0="$5" -v w1="$6" -v hz="$hz" \
+        'BEGIN { x = ((s1 - s0) - (o1 - o0)) / hz / (w1 - w0) * 100; if (x < 0) x = 0; printf "%.0f", x }'
+}
+
 quiet_note=""
 if [ "$quiet_wait" -gt 0 ]; then
-    log "waiting (up to ${quiet_wait}s) for ${quiet_for}s without swift-frontend processes"
+    log "waiting (up to ${quiet_wait}s) for ${quiet_for}s with no swift build/test process and others < ${noise_threshold}% of a core"
     start=$SECONDS quiet_since=$SECONDS
+    s0=$(system_busy) o0=$(our_ticks) w0=$(date +%s.%N)
     while :; do
-        [ "$(compilers)" -gt 0 ] && quiet_since=$SECONDS
+        sleep 2
+        s1=$(system_busy) o1=$(our_ticks) w1=$(date +%s.%N)
+        other=$(other_cpu "$s0" "$s1" "$o0" "$o1" "$w0" "$w1")
+        s0=$s1 o0=$o1 w0=$w1
+        if [ "$(builders)" -gt 0 ] || [ "$other" -gt "$noise_threshold" ]; then quiet_since=$SECONDS; fi
         [ $((SECONDS - quiet_since)) -ge "$quiet_for" ] && break
         if [ $((SECONDS - start)) -ge "$quiet_wait" ]; then
-            quiet_note="gave up waiting for a quiet machine after ${quiet_wait}s: compilers were running"
+            quiet_note="gave up waiting for a quiet machine after ${quiet_wait}s (builds/tests of others were running)"
             log "WARNING: $quiet_note"
             break
         fi
-        sleep 2
     done
+    [ -n "$quiet_note" ] || log "quiet after $((SECONDS - start))s"
 fi
 
 # --- measurements -----------------------------------------------------------------------------------
 runs=0 noisy_runs=0
-cpu_ticks() { # utime+stime of a process (fields 14 and 15 of /proc/PID/stat, counted after "comm")
-    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-}
 bounded() { # LIMIT_S CMD...: runs CMD in the background (so the EXIT trap can stop it), waits
     local limit=$1
     shift
@@ -270,16 +297,22 @@ bounded() { # LIMIT_S CMD...: runs CMD in the background (so the EXIT trap can s
 measure() { # PHASE TARGET REP CMD...   (output to $res/PHASE/TARGET.REP.*; bookkeeping of noise and CPU)
     local phase=$1 t=$2 rep=$3
     shift 3
-    local before after c0 c1 rc=0
-    before=$(compilers)
+    local before after c0 c1 s0 s1 o0 o1 w0 w1 other rc=0
+    before=$(builders)
     [ -n "${proxy_pid[$t]:-}" ] && c0=$(cpu_ticks "${proxy_pid[$t]}")
+    s0=$(system_busy) o0=$(our_ticks) w0=$(date +%s.%N)
     "$@" || rc=$?
+    s1=$(system_busy) o1=$(our_ticks) w1=$(date +%s.%N)
     [ -n "${proxy_pid[$t]:-}" ] && c1=$(cpu_ticks "${proxy_pid[$t]}") &&
-        awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f\n", (b - a) / hz }' >"$res/$phase/$t.$rep.cpu"
-    after=$(compilers)
-    echo "$before $after" >"$res/noise/$phase.$t.$rep"
+        awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN { printf "%.3f\n", (b - a) / hz }' >"$res/$phase/$t.$rep.cpu"
+    after=$(builders)
+    # CPU used by processes that are not ours during the run, in % of one core.
+    other=$(other_cpu "$s0" "$s1" "$o0" "$o1" "$w0" "$w1")
+    echo "$before $after $other" >"$res/noise/$phase.$t.$rep"
     runs=$((runs + 1))
-    [ "$before" -gt 0 ] || [ "$after" -gt 0 ] && noisy_runs=$((noisy_runs + 1))
+    if [ "$before" -gt 0 ] || [ "$after" -gt 0 ] || [ "$other" -gt "$noise_threshold" ]; then
+        noisy_runs=$((noisy_runs + 1))
+    fi
     [ $rc = 0 ] || log "WARNING: $phase $t rep $rep exited with $rc"
     return 0
 }
@@ -311,8 +344,10 @@ for rep in $(seq 1 "$reps_tp"); do
     done
 done
 
-# Fixed rates: a fraction of the direct throughput, capped at half of the slowest proxy's throughput so
-# that no target is measured in saturation. All targets get the same rate within a run.
+# Fixed rates: 15 % of the direct wrk throughput, capped at 35 % of the slowest proxy's, so that no target
+# is measured near saturation. (Paced requests, one per connection per tick, get no batching: on a 2-core
+# machine the direct backend's p50 goes from ~0.3 ms at 25 k req/s to ~2.6 ms at 30 k, i.e. at ~30 % of
+# its wrk throughput.) All targets get the same rate within a run.
 pick_rate() { # PHASE FRACTION -> req/s
     local phase=$1 frac=$2 rate="" m t
     for t in $targets; do
@@ -396,6 +431,7 @@ mem=$(free -g | awk '/Mem:/{print $2}')
     echo "rate_new=$rate_new"
     echo "runs=$runs"
     echo "noisy_runs=$noisy_runs"
+    echo "noise_threshold=$noise_threshold"
 } >"$res/meta.env"
 
 echo "## Proxy benchmark — $(date -u +%F)"
@@ -403,6 +439,7 @@ echo
 echo "Machine: $cores cores ($cpu_model), $mem GiB, $(uname -sr); $(haproxy -v | head -n1 | cut -d' ' -f1-3);" \
     "$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(h2load --version | head -n1);" \
     "$backends weft-demo backends; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "Source: commit $(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- Sources Package.swift examples 2>/dev/null)" ] || echo ", plus uncommitted changes under Sources/ (shared checkout)"); $(swift --version 2>/dev/null | grep -o 'Swift version [0-9.]*' | head -n1)."
 echo
 python3 "$repo/bench/proxy/report.py" table "$res"
 [ -n "$weft_note" ] && echo "- WARNING: $weft_note"
