@@ -18,15 +18,16 @@
 #                        -test or test bundle running, other processes < 15% of a core (default 600)
 #   --out DIR            keep the raw wrk/h2load outputs and configs in DIR
 #   --skip-build         use the release binaries already in .build/release
-#   --profile TARGET     afterwards, one more keep-alive wrk run against TARGET (haproxy or weft) under
+#   --profile TARGET     afterwards, one more wrk run against TARGET (haproxy or weft) under
 #                        `perf record -g`; prints the top symbols (self time), Swift names demangled
+#   --profile-close      make that run a new-connection-per-request one (-H 'Connection: close')
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
 
 reps_tp=5 reps_lat=3 tp_duration=10 tpc_duration=5 lat_duration=6 latency_warmup=1
 targets="direct haproxy weft" backends=3 rate_ka="" rate_new="" quiet_wait=600 quiet_for=30
-out_dir="" skip_build=0 profile=""
+out_dir="" skip_build=0 profile="" profile_close=0
 wrk_threads=2 wrk_conns=64
 noise_threshold=15 # % of one core used by other processes during a run that counts it as noisy
 ka_fraction=0.15 new_fraction=0.15 cap_fraction=0.35
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --out) out_dir=$2; shift 2 ;;
     --skip-build) skip_build=1; shift ;;
     --profile) profile=$2; shift 2 ;;
+    --profile-close) profile_close=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
@@ -244,8 +246,8 @@ hz=$(getconf CLK_TCK)
 cpu_ticks() { # utime+stime of a process (fields 14 and 15 of /proc/PID/stat, counted after "comm")
     sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
-system_busy() { # user+nice+system ticks of all CPUs (irq/softirq left out: not charged to processes)
-    awk '/^cpu / { print $2 + $3 + $4; exit }' /proc/stat
+system_busy() { # user+nice+system+irq+softirq ticks of all CPUs (a process's stime includes the softirq work it runs)
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
 }
 our_ticks() { # CPU ticks of everything this script runs: its long-running processes, itself, and its
     # reaped children (timeout → wrk/h2load, whose times the kernel adds to ours when they are waited for)
@@ -401,19 +403,27 @@ done
 
 # --- profile (optional) ---------------------------------------------------------------------------
 if [ -n "$profile" ] && [ -n "${proxy_pid[$profile]:-}" ]; then
-    log "profile: perf record -F 997 -g on $profile during wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s"
+    profile_args=()
+    profile_kind="keep-alive"
+    if [ $profile_close = 1 ]; then profile_args=(-H 'Connection: close'); profile_kind="new connection per request"; fi
+    log "profile: perf record -F 997 -g on $profile during wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s ($profile_kind)"
     perf record -F 997 -g -o "$work/perf.data" -p "${proxy_pid[$profile]}" -- sleep $((tp_duration + 1)) \
         >"$work/perf-record.out" 2>&1 &
     perf_pid=$!
     pids+=($perf_pid)
     sleep 0.5
-    bounded $((tp_duration + 30)) wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s "${url[$profile]}" >"$res/profile.wrk"
+    bounded $((tp_duration + 30)) wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s "${profile_args[@]}" "${url[$profile]}" \
+        >"$res/profile.wrk"
     wait "$perf_pid" || true
     demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
-    perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 -g none 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | demangle >"$res/profile.txt" || true
-    perf report -i "$work/perf.data" --stdio --no-children --sort dso --percent-limit 1 -g none 2>/dev/null |
-        grep -v '^#' | grep -v '^$' >"$res/profile-dso.txt" || true
+    perf_top() { # extra perf report options...
+        perf report -i "$work/perf.data" --stdio -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' |
+            sed 's/[ -]*$//; s/   */  /g' | demangle || true
+    }
+    perf_top --no-children --sort dso --percent-limit 0.5 >"$res/profile-dso.txt"
+    perf_top --no-children --sort dso,symbol --percent-limit 0.7 >"$res/profile.txt"
+    perf_top --no-children --sort dso,symbol --percent-limit 0.1 | grep -v '\[k\]' >"$res/profile-user.txt"
+    perf_top --children --sort symbol --percent-limit 1 | grep -v '\[k\]' >"$res/profile-inclusive.txt"
 fi
 
 # --- report -----------------------------------------------------------------------------------------
@@ -446,13 +456,16 @@ python3 "$repo/bench/proxy/report.py" table "$res"
 [ -n "$quiet_note" ] && echo "- WARNING: $quiet_note"
 if [ -s "$res/profile.txt" ]; then
     echo
-    echo "Profile of $profile ($(grep -o 'Requests/sec:.*' "$res/profile.wrk")), self time by shared object:"
+    echo "Profile of $profile, $profile_kind ($(grep -o 'Requests/sec:.*' "$res/profile.wrk")); self time by shared object:"
     echo '```'
-    head -n 12 "$res/profile-dso.txt"
+    head -n 8 "$res/profile-dso.txt"
     echo '```'
-    echo "Top symbols (self time):"
+    echo "Top symbols, self time (all, then user space only):"
     echo '```'
-    head -n 40 "$res/profile.txt" | cut -c1-200
+    head -n 15 "$res/profile.txt" | cut -c1-160
+    echo '...'
+    head -n 15 "$res/profile-user.txt" | cut -c1-160
     echo '```'
+    echo "(Inclusive user-space times, from the call graphs: results/profile-inclusive.txt in the --out directory.)"
 fi
 exit 0
