@@ -30,49 +30,25 @@ public struct DeploymentController: ServiceLifecycle.Service {
         for (replica, _) in try await registry.typedList(Replica.self, namespace: nil) {
             queue.add(Key(namespace: replica.namespace, name: replica.spec.deployment))
         }
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask {
-                try await self.watch(from: start, into: queue)
-                queue.finish()
-            }
-            group.addTask {
-                for await _ in queue.wakeups.cancelOnGracefulShutdown() {
-                    for key in queue.drain() {
-                        await self.reconcileLogged(key, queue: queue)
-                    }
-                }
-            }
-        }
+        try await queue.run(following: registry.store, after: start, logger: logger, retryDelay: .milliseconds(200),
+                            keys: { try await self.keys(for: $0) }, reconcile: { try await self.reconcile($0) })
     }
 
-    private func watch(from revision: Int64, into queue: WorkQueue<Key>) async throws {
-        let decoder = JSONDecoder()
-        for try await event in registry.store.watch(kind: nil, namespace: nil, after: revision).cancelOnGracefulShutdown() {
-            switch event.object.key.kind {
-            case ResourceKind.deployment.rawValue:
-                queue.add(Key(namespace: event.object.key.namespace, name: event.object.key.name))
-            case ResourceKind.replica.rawValue:
-                if let replica = try? decoder.decode(Replica.self, from: event.object.data) {
-                    queue.add(Key(namespace: replica.namespace, name: replica.spec.deployment))
-                }
-            case ResourceKind.node.rawValue:
-                // A node that becomes ready can take replicas that are waiting for one.
-                for (replica, _) in try await registry.typedList(Replica.self, namespace: nil) where replica.spec.node.isEmpty {
-                    queue.add(Key(namespace: replica.namespace, name: replica.spec.deployment))
-                }
-            default:
-                break
-            }
-        }
-    }
-
-    private func reconcileLogged(_ key: Key, queue: WorkQueue<Key>) async {
-        do {
-            try await reconcile(key)
-        } catch {
-            logger.warning("reconcile failed; retrying", metadata: ["deployment": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-            try? await Task.sleep(for: .milliseconds(200))
-            queue.add(key)
+    /// The deployments a change concerns.
+    private func keys(for event: WatchEvent) async throws -> [Key] {
+        switch event.object.key.kind {
+        case ResourceKind.deployment.rawValue:
+            return [Key(namespace: event.object.key.namespace, name: event.object.key.name)]
+        case ResourceKind.replica.rawValue:
+            guard let replica = try? JSONDecoder().decode(Replica.self, from: event.object.data) else { return [] }
+            return [Key(namespace: replica.namespace, name: replica.spec.deployment)]
+        case ResourceKind.node.rawValue:
+            // A node that becomes ready can take replicas that are waiting for one.
+            return try await registry.typedList(Replica.self, namespace: nil)
+                .filter { $0.object.spec.node.isEmpty }
+                .map { Key(namespace: $0.object.namespace, name: $0.object.spec.deployment) }
+        default:
+            return []
         }
     }
 

@@ -30,40 +30,20 @@ public struct EndpointsController: ServiceLifecycle.Service {
         for (endpoints, _) in try await registry.typedList(Endpoints.self, namespace: nil) {
             queue.add(Key(namespace: endpoints.namespace, name: endpoints.name))
         }
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask {
-                try await self.watch(from: start, into: queue)
-                queue.finish()
-            }
-            group.addTask {
-                for await _ in queue.wakeups.cancelOnGracefulShutdown() {
-                    for key in queue.drain() {
-                        do {
-                            try await self.reconcile(key)
-                        } catch {
-                            logger.warning("endpoints update failed; retrying", metadata: ["service": "\(key.namespace)/\(key.name)", "error": "\(error)"])
-                            try? await Task.sleep(for: .milliseconds(100))
-                            queue.add(key)
-                        }
-                    }
-                }
-            }
-        }
+        try await queue.run(following: registry.store, after: start, logger: logger, retryDelay: .milliseconds(100),
+                            keys: { try await self.keys(for: $0) }, reconcile: { try await self.reconcile($0) })
     }
 
-    private func watch(from revision: Int64, into queue: WorkQueue<Key>) async throws {
-        for try await event in registry.store.watch(kind: nil, namespace: nil, after: revision).cancelOnGracefulShutdown() {
-            let key = event.object.key
-            switch key.kind {
-            case ResourceKind.service.rawValue:
-                queue.add(Key(namespace: key.namespace, name: key.name))
-            case ResourceKind.replica.rawValue:
-                for (service, _) in try await registry.typedList(Service.self, namespace: key.namespace) {
-                    queue.add(Key(namespace: service.namespace, name: service.name))
-                }
-            default:
-                break
-            }
+    /// The services a change concerns: the service itself, or every service in a changed replica's namespace.
+    private func keys(for event: WatchEvent) async throws -> [Key] {
+        let key = event.object.key
+        switch key.kind {
+        case ResourceKind.service.rawValue:
+            return [Key(namespace: key.namespace, name: key.name)]
+        case ResourceKind.replica.rawValue:
+            return try await registry.typedList(Service.self, namespace: key.namespace).map { Key(namespace: $0.object.namespace, name: $0.object.name) }
+        default:
+            return []
         }
     }
 
