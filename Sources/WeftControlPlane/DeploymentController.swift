@@ -8,10 +8,7 @@ import WeftStore
 /// node, deletes surplus and old ones (rolling update), removes replicas of deleted deployments, and
 /// keeps the deployment's status. Woken by store watch events, never by a timer.
 public struct DeploymentController: ServiceLifecycle.Service {
-    struct Key: Hashable, Sendable {
-        var namespace: String
-        var name: String
-    }
+    typealias Key = NamespacedName
 
     let registry: Registry
     let logger: Logger

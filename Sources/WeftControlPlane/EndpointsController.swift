@@ -8,10 +8,7 @@ import WeftStore
 /// events for services and replicas, so a replica that stops being ready leaves its services' endpoints
 /// within milliseconds of its agent's report.
 public struct EndpointsController: ServiceLifecycle.Service {
-    struct Key: Hashable, Sendable {
-        var namespace: String
-        var name: String
-    }
+    typealias Key = NamespacedName
 
     let registry: Registry
     let logger: Logger

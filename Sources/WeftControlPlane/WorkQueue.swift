@@ -3,6 +3,14 @@ import ServiceLifecycle
 import Synchronization
 import WeftStore
 
+/// The key controllers queue: an object's namespace and name.
+struct NamespacedName: Hashable, Sendable, CustomStringConvertible {
+    var namespace: String
+    var name: String
+
+    var description: String { "\(namespace)/\(name)" }
+}
+
 /// A set of keys waiting to be reconciled. Adding a key that is already waiting does nothing, so a burst
 /// of watch events for one object causes one reconcile.
 final class WorkQueue<Key: Hashable & Sendable>: Sendable {
