@@ -141,11 +141,21 @@ struct DemoServiceTests {
 
     @Test func sigtermExitsZeroAfterFinishingInFlightRequests() async throws {
         try await withWeftDemo(environment: ["DELAY_MS": "500"]) { demo in
-            async let inFlight = httpGet(port: demo.port)
-            try await Task.sleep(for: .milliseconds(150))
-            demo.process.send(SIGTERM)
-            let response = try await inFlight
+            // Pipelined in one write: once the /healthz answer is back, the server has read the delayed
+            // `GET /` too, so the SIGTERM lands while that request is in flight, whatever the machine's load.
+            let process = demo.process
+            let (health, response) = try await offThePool {
+                let connection = try BlockingHTTPConnection(host: "127.0.0.1", port: demo.port)
+                try connection.write(
+                    "GET /healthz HTTP/1.1\r\nHost: demo\r\n\r\nGET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n"
+                )
+                let health = try connection.readResponse()
+                process.send(SIGTERM)
+                return (health, try connection.readResponse())
+            }
+            #expect(health.status == 200, "\(health)")
             #expect(response.status == 200, "\(response)")
+            #expect(try response.jsonObject()["service"] as? String == "weft-demo")
             #expect(try await demo.process.waitForExit(timeout: .seconds(5)) == .exited(0))
         }
     }

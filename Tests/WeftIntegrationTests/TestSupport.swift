@@ -384,70 +384,102 @@ func httpGet(port: Int, path: String = "/", timeout: Duration = .seconds(5)) asy
 /// Blocking socket I/O, run off the Swift concurrency pool; handles Content-Length, chunked and
 /// read-until-close bodies.
 func httpGet(host: String, port: Int, path: String = "/", timeout: Duration = .seconds(5)) async throws -> HTTPResult {
+    try await offThePool { try blockingGet(host: host, port: port, path: path, timeout: timeout) }
+}
+
+/// Runs blocking work on a Dispatch thread, so it never holds one of the few Swift concurrency threads.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
-            continuation.resume(with: Result { try blockingGet(host: host, port: port, path: path, timeout: timeout) })
+            continuation.resume(with: Result { try work() })
         }
     }
 }
 
 private func blockingGet(host: String, port: Int, path: String, timeout: Duration) throws -> HTTPResult {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw TestSupportError(description: "socket() failed: errno \(errno)") }
-    defer { close(descriptor) }
-
-    let seconds = timeout.components.seconds
-    var socketTimeout = timeval(
-        tv_sec: Int(seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000)
-    )
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &socketTimeout, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &socketTimeout, socklen_t(MemoryLayout<timeval>.size))
-
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-        throw TestSupportError(description: "\(host) is not an IPv4 address")
-    }
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    guard connected == 0 else {
-        throw TestSupportError(description: "connect to \(host):\(port) failed: \(String(cString: strerror(errno)))")
-    }
-
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: weft-tests\r\nConnection: close\r\n\r\n".utf8)
-    var sent = 0
-    while sent < request.count {
-        let written = request[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard written > 0 else { throw TestSupportError(description: "send to \(host):\(port) failed: errno \(errno)") }
-        sent += written
-    }
-
-    var received = Data()
-    var chunk = [UInt8](repeating: 0, count: 16_384)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-        if count == 0 { break }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw TestSupportError(description:
-                "reading from \(host):\(port) failed (\(String(cString: strerror(errno)))) after \(received.count) bytes")
-        }
-        received.append(contentsOf: chunk[0..<count])
-        if (try? parseResponse(received)) != nil { break }
-    }
-    guard let response = try parseResponse(received, atEndOfStream: true) else {
-        throw TestSupportError(description:
-            "incomplete response from \(host):\(port): \(String(decoding: received, as: UTF8.self))")
-    }
-    return response
+    let connection = try BlockingHTTPConnection(host: host, port: port, timeout: timeout)
+    try connection.write("GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: weft-tests\r\nConnection: close\r\n\r\n")
+    return try connection.readResponse()
 }
 
-/// The response in `data`, nil while incomplete; a body without length ends with the data.
-private func parseResponse(_ data: Data, atEndOfStream: Bool = false) throws -> HTTPResult? {
+/// One blocking IPv4 TCP connection that writes raw request bytes and reads responses one at a time:
+/// what `httpGet` uses, and what a test that pipelines requests uses directly.
+final class BlockingHTTPConnection {
+    private let descriptor: Int32
+    private let peer: String
+    private var received = Data()
+
+    init(host: String, port: Int, timeout: Duration = .seconds(5)) throws {
+        peer = "\(host):\(port)"
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestSupportError(description: "socket() failed: errno \(errno)") }
+        var socketTimeout = timeval(
+            tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000)
+        )
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &socketTimeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &socketTimeout, socklen_t(MemoryLayout<timeval>.size))
+
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            close(descriptor)
+            throw TestSupportError(description: "\(host) is not an IPv4 address")
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw TestSupportError(description: "connect to \(peer) failed: \(reason)")
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    func write(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let written = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { throw TestSupportError(description: "send to \(peer) failed: errno \(errno)") }
+            sent += written
+        }
+    }
+
+    /// Reads until one whole response is buffered (or the peer closes) and returns it; bytes after it stay
+    /// buffered for the next call.
+    func readResponse() throws -> HTTPResult {
+        var chunk = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            if let (response, used) = try parseResponse(received) {
+                received.removeFirst(used)
+                return response
+            }
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw TestSupportError(description:
+                    "reading from \(peer) failed (\(String(cString: strerror(errno)))) after \(received.count) bytes")
+            }
+            received.append(contentsOf: chunk[0..<count])
+        }
+        guard let (response, used) = try parseResponse(received, atEndOfStream: true) else {
+            throw TestSupportError(description:
+                "incomplete response from \(peer): \(String(decoding: received, as: UTF8.self))")
+        }
+        received.removeFirst(used)
+        return response
+    }
+}
+
+/// The first response in `data` and the bytes it spans, nil while incomplete; a body without length ends
+/// with the data.
+private func parseResponse(_ data: Data, atEndOfStream: Bool = false) throws -> (HTTPResult, Int)? {
     guard let headerEnd = data.firstRange(of: Data("\r\n\r\n".utf8)) else { return nil }
     let headerLines = String(decoding: data[data.startIndex..<headerEnd.lowerBound], as: UTF8.self)
         .components(separatedBy: "\r\n")
@@ -460,9 +492,11 @@ private func parseResponse(_ data: Data, atEndOfStream: Bool = false) throws -> 
         guard let colon = line.firstIndex(of: ":") else { continue }
         headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
+    let headerLength = headerEnd.upperBound - data.startIndex
     let rest = Data(data[headerEnd.upperBound...])
     if let length = headers["content-length"].flatMap({ Int($0) }) {
-        return rest.count >= length ? HTTPResult(status: status, headers: headers, body: rest.prefix(length)) : nil
+        guard rest.count >= length else { return nil }
+        return (HTTPResult(status: status, headers: headers, body: rest.prefix(length)), headerLength + length)
     }
     if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
         var body = Data()
@@ -475,12 +509,17 @@ private func parseResponse(_ data: Data, atEndOfStream: Bool = false) throws -> 
                 throw TestSupportError(description: "bad chunk size \"\(sizeText)\"")
             }
             let start = lineEnd.upperBound
-            if size == 0 { return HTTPResult(status: status, headers: headers, body: body) }
+            if size == 0 {
+                guard rest.endIndex >= start + 2 else { return nil }
+                return (HTTPResult(status: status, headers: headers, body: body), headerLength + start + 2)
+            }
             guard rest.endIndex >= start + size + 2 else { return nil }
             body.append(rest[start..<(start + size)])
             cursor = start + size + 2
         }
     }
-    return atEndOfStream || status == 204 || status == 304
-        ? HTTPResult(status: status, headers: headers, body: rest) : nil
+    if status == 204 || status == 304 {
+        return (HTTPResult(status: status, headers: headers, body: Data()), headerLength)
+    }
+    return atEndOfStream ? (HTTPResult(status: status, headers: headers, body: rest), data.count) : nil
 }
