@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "weft", targets: ["weft"]),
         .executable(name: "weft-demo", targets: ["weft-demo"]),
+        .library(name: "WeftCore", targets: ["WeftCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
@@ -52,6 +53,14 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Node DNS server: the cluster zone over UDP and TCP, forwarding with a cache.
+        .target(name: "WeftDNS", dependencies: [
+            "WeftCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // HTTPS API client (CLI and agents).
         .target(name: "WeftClient", dependencies: [
             "WeftCore",
@@ -71,7 +80,7 @@ let package = Package(
         ]),
         // Node agent: runs the replicas assigned to its node.
         .target(name: "WeftAgent", dependencies: [
-            "WeftCore", "WeftClient", "WeftRuntime", "WeftProxy",
+            "WeftCore", "WeftClient", "WeftRuntime", "WeftProxy", "WeftDNS",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -100,6 +109,13 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        .testTarget(name: "WeftDNSTests", dependencies: [
+            "WeftDNS", "WeftCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "WeftControlPlaneTests", dependencies: ["WeftControlPlane", "WeftStore", "WeftCore"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: [

@@ -1,8 +1,8 @@
 /// Decides what a DNS server does with one incoming packet (pure): answer from the cluster zone, answer
 /// an error, hand the query to the forwarder, or drop it.
 public enum DNSDisposition: Sendable {
-    /// Send this response (encode it within `DNSQueryHandler.responseLimit`).
-    case respond(DNSMessage)
+    /// Send this response; over UDP in at most `udpLimit` bytes (the requester's EDNS size within ours).
+    case respond(DNSMessage, udpLimit: Int)
     /// Not the cluster's name: resolve it upstream, then answer with `DNSQueryHandler.relay`.
     case forward(DNSMessage)
     /// No answer at all: fewer than 12 bytes, or a response (never answer those, or two servers could
@@ -27,28 +27,29 @@ public enum DNSQueryHandler {
         } catch {
             var response = DNSMessage(id: header.id, flags: responseFlags(for: header.flags, canForward: canForward))
             response.responseCode = .formatError
-            return .respond(response)
+            return .respond(response, udpLimit: 512)
         }
+        let udpLimit = responseLimit(for: query, overTCP: false)
         var response = DNSMessage(id: query.id, flags: responseFlags(for: query.flags, canForward: canForward), questions: query.questions)
         if query.edns != nil {
             response.edns = EDNS(udpPayloadSize: UInt16(maximumUDPPayload))
         }
         guard query.flags.opcode == .query else {
             response.responseCode = .notImplemented
-            return .respond(response)
+            return .respond(response, udpLimit: udpLimit)
         }
         guard query.edns.map({ $0.version == 0 }) ?? true else {
             response.questions = []
             response.responseCode = .badVersion
-            return .respond(response)
+            return .respond(response, udpLimit: udpLimit)
         }
         guard query.questions.count == 1, query.answers.isEmpty, query.authorities.isEmpty, let question = query.questions.first else {
             response.responseCode = .formatError
-            return .respond(response)
+            return .respond(response, udpLimit: udpLimit)
         }
         if question.type == .axfr || question.type.rawValue == 251 /* IXFR */ {
             response.responseCode = .refused
-            return .respond(response)
+            return .respond(response, udpLimit: udpLimit)
         }
         if zone.isAuthoritative(for: question.name) {
             let answer = zone.answer(question, random: &random)
@@ -57,11 +58,11 @@ public enum DNSQueryHandler {
             response.answers = answer.answers
             response.authorities = answer.authorities
             response.additionals = answer.additionals
-            return .respond(response)
+            return .respond(response, udpLimit: udpLimit)
         }
         guard canForward else {
             response.responseCode = .refused
-            return .respond(response)
+            return .respond(response, udpLimit: udpLimit)
         }
         return .forward(query)
     }

@@ -12,7 +12,7 @@ import Testing
 
     mutating func respond(_ packet: [UInt8], canForward: Bool = false) throws -> DNSMessage? {
         switch DNSQueryHandler.handle(packet, zone: try sampleZone(), canForward: canForward, random: &random) {
-        case .respond(let response): return response
+        case .respond(let response, _): return response
         case .forward(let query): Issue.record("forwarded \(query)"); return nil
         case .drop: return nil
         }
