@@ -87,7 +87,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "weft", dependencies: [
-            "WeftCore", "WeftStore", "WeftPKI", "WeftClient", "WeftControlPlane", "WeftAgent", "WeftRuntime", "WeftProxy",
+            "WeftCore", "WeftStore", "WeftPKI", "WeftClient", "WeftControlPlane", "WeftAgent", "WeftRuntime", "WeftProxy", "WeftDNS",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -96,7 +96,9 @@ let package = Package(
         ]),
         // Example HTTP service used by the demos, canaries and load tests.
         .executableTarget(name: "weft-demo", dependencies: [
+            "WeftCore",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], path: "examples/weft-demo"),

@@ -1,4 +1,5 @@
 import Foundation
+import WeftDNS
 
 /// Settings of a node agent.
 public struct AgentConfiguration: Sendable {
@@ -16,9 +17,16 @@ public struct AgentConfiguration: Sendable {
     public var extraPath: [String]
     /// Labels of the node.
     public var labels: [String: String]
+    /// The node's DNS server; nil runs none.
+    public var dns: DNSServerConfiguration?
+    /// Services are named `<service>.<namespace>.svc.<clusterDomain>`.
+    public var clusterDomain: String
+    /// TTL of the cluster zone's records and of its negative answers.
+    public var dnsTTL: UInt32
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
-                heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:]) {
+                heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:],
+                dns: DNSServerConfiguration? = nil, clusterDomain: String = "weft.internal", dnsTTL: UInt32 = 5) {
         self.nodeName = nodeName
         self.nodeAddress = nodeAddress
         self.stateDirectory = stateDirectory
@@ -26,6 +34,9 @@ public struct AgentConfiguration: Sendable {
         self.heartbeatInterval = heartbeatInterval
         self.extraPath = extraPath
         self.labels = labels
+        self.dns = dns
+        self.clusterDomain = clusterDomain
+        self.dnsTTL = dnsTTL
     }
 
     /// The log directory of one namespace.

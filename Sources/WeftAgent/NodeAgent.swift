@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import WeftClient
 import WeftCore
+import WeftDNS
 import WeftProxy
 import WeftRuntime
 
@@ -14,22 +15,35 @@ public struct NodeAgent: ServiceLifecycle.Service {
     let configuration: AgentConfiguration
     let client: APIClient
     let logger: Logger
+    let dnsListening: @Sendable (String) -> Void
 
-    public init(configuration: AgentConfiguration, client: APIClient, logger: Logger) {
+    /// `dnsListening` receives the DNS server's `host:port` once it listens.
+    public init(configuration: AgentConfiguration, client: APIClient, logger: Logger, dnsListening: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
         self.client = client
         self.logger = logger
+        self.dnsListening = dnsListening
     }
 
     public func run() async throws {
         let ledger = try ProcessLedger(directory: configuration.stateDirectory, logger: logger)
         await ledger.killLeftovers(grace: .seconds(5))
-        let context = AgentContext(configuration: configuration, client: client, ports: PortAllocator(host: configuration.nodeAddress),
-                                   ledger: ledger, backoff: RestartBackoff(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        let supervisor = ReplicaSupervisor(context: context)
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        // DNS listens before any replica starts, so each one is told where it is.
+        let dns: DNSServer?
+        do {
+            dns = try await startDNS(group: proxyGroup)
+        } catch {
+            try? await proxyGroup.shutdownGracefully()
+            throw error
+        }
+        let context = AgentContext(configuration: configuration, client: client, ports: PortAllocator(host: configuration.nodeAddress),
+                                   ledger: ledger, backoff: RestartBackoff(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                                   dnsAddress: dns.map { Self.replicaAddress(of: $0.localAddress, nodeAddress: configuration.nodeAddress) },
+                                   logger: logger)
+        let supervisor = ReplicaSupervisor(context: context)
         let proxy = NodeProxy(group: proxyGroup, logger: logger)
-        let routing = ServiceRouting(proxy: proxy, logger: logger)
+        let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) }, logger: logger)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.heartbeat() }
             group.addTask { await self.watchReplicas(supervisor) }
@@ -40,7 +54,26 @@ public struct NodeAgent: ServiceLifecycle.Service {
         await supervisor.stopAll()
         logger.info("agent stopped its replicas")
         await proxy.shutdown()
+        await dns?.shutdown()
         try? await proxyGroup.shutdownGracefully()
+    }
+
+    private func startDNS(group: any EventLoopGroup) async throws -> DNSServer? {
+        guard let settings = configuration.dns else { return nil }
+        let domain = try DNSName(configuration.clusterDomain)
+        let empty = try ClusterZone(clusterDomain: domain, ttl: configuration.dnsTTL, serial: 0, services: [], endpoints: [:])
+        let server = try await DNSServer.start(configuration: settings, zone: empty, group: group, logger: logger)
+        dnsListening(server.listeningDescription)
+        return server
+    }
+
+    /// Where replicas reach the DNS server: a wildcard listen address is reached on the node's address.
+    static func replicaAddress(of address: SocketAddress, nodeAddress: String) -> String {
+        let port = address.port ?? 53
+        switch address.ipAddress {
+        case "0.0.0.0"?, "::"?, nil: return nodeAddress.contains(":") ? "[\(nodeAddress)]:\(port)" : "\(nodeAddress):\(port)"
+        case let ip?: return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        }
     }
 
     private func nodeObject() -> Node {

@@ -219,6 +219,10 @@ actor ReplicaRunner {
         env["WEFT_DEPLOYMENT"] = replica.spec.deployment
         env["WEFT_NODE"] = configuration.nodeName
         env["WEFT_REPLICA_IP"] = configuration.nodeAddress
+        if let dns = context.dnsAddress {
+            env["WEFT_DNS"] = dns
+            env["WEFT_CLUSTER_DOMAIN"] = configuration.clusterDomain
+        }
         return env
     }
 
@@ -255,5 +259,7 @@ struct AgentContext: Sendable {
     let ledger: ProcessLedger
     let backoff: RestartBackoff
     let eventLoopGroup: any EventLoopGroup
+    /// `host:port` of the node's DNS server, for replicas; nil when it runs none.
+    let dnsAddress: String?
     let logger: Logger
 }

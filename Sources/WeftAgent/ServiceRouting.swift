@@ -1,14 +1,18 @@
+import Foundation
 import Logging
 import NIOCore
 import WeftClient
 import WeftCore
+import WeftDNS
 import WeftProxy
 
-/// Feeds the node proxy from the cluster: a listener on `clusterIP:port` for every port of every VIP
-/// service, with the service's ready endpoints as backends. Services and endpoints arrive by watch; the
-/// proxy is reconfigured once per burst of changes.
+/// Feeds the node proxy and the node's DNS server from the cluster: a listener on `clusterIP:port` for
+/// every port of every VIP service, with the service's ready endpoints as backends, and the cluster DNS
+/// zone. Services and endpoints arrive by watch; both are updated once per burst of changes.
 actor ServiceRouting {
     private let proxy: NodeProxy
+    private let dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?
+    private var zoneSerial = UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970))
     private let logger: Logger
     private var services: [String: Service] = [:]
     private var endpoints: [String: Endpoints] = [:]
@@ -16,8 +20,9 @@ actor ServiceRouting {
     private let dirty: AsyncStream<Void>.Continuation
     private let changes: AsyncStream<Void>
 
-    init(proxy: NodeProxy, logger: Logger) {
+    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, logger: Logger) {
         self.proxy = proxy
+        self.dns = dns
         self.logger = logger
         (changes, dirty) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -72,6 +77,7 @@ actor ServiceRouting {
         var iterator = changes.makeAsyncIterator()
         var refused: [String: String] = [:]
         while await iterator.next() != nil {
+            updateZone()
             let desired = Self.configuration(services: Array(services.values), endpoints: endpoints)
             guard desired != applied else { continue }
             do {
@@ -103,6 +109,18 @@ actor ServiceRouting {
                 try? await Task.sleep(for: .seconds(10))
                 dirty.yield()
             }
+        }
+    }
+
+    private func updateZone() {
+        guard let dns else { return }
+        zoneSerial &+= 1
+        do {
+            let zone = try ClusterZone(clusterDomain: dns.clusterDomain, ttl: dns.ttl, serial: zoneSerial,
+                                       services: Array(services.values), endpoints: endpoints)
+            dns.server.update(zone: zone)
+        } catch {
+            logger.error("cannot build the DNS zone", metadata: ["error": "\(error)"])
         }
     }
 

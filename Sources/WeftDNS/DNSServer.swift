@@ -106,7 +106,7 @@ public final class DNSServer: Sendable {
                 let address = channels[0].localAddress!
                 let server = DNSServer(localAddress: address, state: state, channels: channels, logger: logger)
                 logger.info("DNS server listening", metadata: [
-                    "address": "\(address)", "upstreams": "\(configuration.upstreams.map(\.description))",
+                    "address": "\(server.listeningDescription)", "upstreams": "\(configuration.upstreams.map(\.description))",
                     "zone": "\(zone.apex)",
                 ])
                 return server
@@ -159,6 +159,12 @@ public final class DNSServer: Sendable {
             for channel in channels { try? await channel.close() }
             throw error
         }
+    }
+
+    /// `host:port` (`[host]:port` for IPv6) of `localAddress`.
+    public var listeningDescription: String {
+        let host = localAddress.ipAddress ?? "?"
+        return host.contains(":") ? "[\(host)]:\(localAddress.port ?? 0)" : "\(host):\(localAddress.port ?? 0)"
     }
 
     /// Serves `zone` from now on.

@@ -7,6 +7,7 @@ import WeftAgent
 import WeftClient
 import WeftControlPlane
 import WeftCore
+import WeftDNS
 import WeftPKI
 import WeftStore
 
@@ -34,6 +35,23 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Block of service virtual IPs (IPv4 CIDR, /8 to /30). The default lies in 127.0.0.0/8, which Linux routes to loopback, so the node proxy binds VIPs without root.")
     var serviceCidr: String = Registry.defaultServiceCIDR.description
 
+    @Option(name: .long, help: "Address of the node's DNS server, UDP and TCP (HOST:PORT; port 0 picks a free port; port 53 needs root).")
+    var dnsListen: String = "127.0.0.1:1053"
+
+    @Option(name: .long, help: "Cluster domain: services are <service>.<namespace>.svc.<domain>.")
+    var clusterDomain: String = "weft.internal"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Upstream resolver for names outside the cluster (IP or IP:PORT; repeatable). Default: the nameservers in /etc/resolv.conf. `none`: answer REFUSED instead.",
+        valueName: "address"))
+    var dnsUpstream: [String] = []
+
+    @Option(name: .long, help: "TTL in seconds of cluster DNS answers (and of their negative answers).")
+    var dnsTtl: UInt32 = 5
+
+    @Flag(name: .long, help: "Run no DNS server on this node.")
+    var noDns = false
+
     @Flag(name: .long, help: "Run only the control plane, no local agent.")
     var noAgent = false
 
@@ -48,6 +66,8 @@ struct ServerCommand: AsyncParsableCommand {
         if let problem = Validation.dnsLabelProblem(node) {
             throw ValidationError("--node-name: \(problem)")
         }
+
+        let dns = try dnsConfiguration(logger: logger)
 
         guard let serviceBlock = IPv4CIDR(serviceCidr) else {
             throw ValidationError("--service-cidr: \"\(serviceCidr)\" is not an IPv4 block such as 127.10.0.0/16 (prefix 8 to 30, host bits zero)")
@@ -88,7 +108,8 @@ struct ServerCommand: AsyncParsableCommand {
         if !noAgent {
             let agent = AgentConfiguration(
                 nodeName: node, stateDirectory: (dataDirectory as NSString).appendingPathComponent("agent"),
-                logDirectory: logDirectory, extraPath: [Paths.executableDirectory()])
+                logDirectory: logDirectory, extraPath: [Paths.executableDirectory()],
+                dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsTtl)
             services.append(LocalAgent(configuration: agent, adminPath: adminPath, listening: listening, logger: Logger(label: "weft.agent")))
         }
         // Services stop in reverse order: the agent stops its replicas first, the API server last.
@@ -106,6 +127,42 @@ struct ServerCommand: AsyncParsableCommand {
 }
 
 extension ServerCommand {
+    /// The DNS server's settings from the flags; nil with `--no-dns`.
+    func dnsConfiguration(logger: Logger) throws -> DNSServerConfiguration? {
+        let labels = clusterDomain.split(separator: ".", omittingEmptySubsequences: false)
+        if clusterDomain.isEmpty || labels.contains(where: { Validation.dnsLabelProblem(String($0)) != nil }) {
+            throw ValidationError("--cluster-domain: \"\(clusterDomain)\" is not a domain such as weft.internal (dot-separated lower-case DNS labels)")
+        }
+        guard dnsTtl <= 86400 else {
+            throw ValidationError("--dns-ttl: \(dnsTtl) is more than a day (86400 s); cluster answers change with every replica")
+        }
+        if noDns { return nil }
+        let (host, port) = try ListenAddress.parse(dnsListen, option: "--dns-listen")
+        guard IPAddressText.isValid(host) else {
+            throw ValidationError("--dns-listen: \"\(host)\" is not an IP address; use e.g. 127.0.0.1:1053 or 0.0.0.0:53")
+        }
+        var upstreams: [DNSUpstream] = []
+        if dnsUpstream == ["none"] {
+            upstreams = []
+        } else if dnsUpstream.isEmpty {
+            let text = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+            // Our own address among the host's nameservers would send queries round in a loop.
+            upstreams = DNSUpstream.fromResolvConf(text).filter { !($0.port == port && ($0.host == host || ["0.0.0.0", "::"].contains(host))) }
+            if upstreams.isEmpty {
+                logger.warning("no upstream resolver in /etc/resolv.conf; names outside the cluster will be REFUSED (set --dns-upstream)")
+            }
+        } else {
+            for text in dnsUpstream {
+                do {
+                    upstreams.append(try DNSUpstream(parsing: text))
+                } catch {
+                    throw ValidationError("--dns-upstream: \(error)\(text == "none" ? " (`none` stands alone)" : "")")
+                }
+            }
+        }
+        return DNSServerConfiguration(host: host, port: port, upstreams: upstreams)
+    }
+
     /// The host name's first label, lower-cased, with anything a DNS label cannot hold replaced by `-`.
     static func defaultNodeName() -> String {
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "node"
@@ -127,7 +184,9 @@ struct LocalAgent: ServiceLifecycle.Service {
         guard await urls.next() != nil else { return }
         let client = try APIClient(config: try ClientConfig.load(path: adminPath))
         do {
-            try await NodeAgent(configuration: configuration, client: client, logger: logger).run()
+            try await NodeAgent(configuration: configuration, client: client, logger: logger, dnsListening: { address in
+                FileHandle.standardOutput.write(Data("dns \(address) zone=svc.\(configuration.clusterDomain)\n".utf8))
+            }).run()
         } catch {
             try? await client.shutdown()
             throw error

@@ -15,19 +15,32 @@ final class WeftServer: @unchecked Sendable {
     var caPath: String { dataDirectory.appendingPathComponent("pki/ca.crt").path }
     var token: String { (try? String(contentsOfFile: dataDirectory.appendingPathComponent("pki/token").path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "" }
 
-    init(dataDirectory: URL, nodeName: String = "test-node") throws {
+    /// Extra `weft server` flags; by default DNS listens on a free port and forwards nowhere, so no test
+    /// ever reaches the host's resolvers.
+    let extraArguments: [String]
+
+    init(dataDirectory: URL, nodeName: String = "test-node", extraArguments: [String] = ["--dns-listen", "127.0.0.1:0", "--dns-upstream", "none"]) throws {
         self.dataDirectory = dataDirectory
         self.nodeName = nodeName
-        self.process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName, serviceCIDR: serviceCIDR)
+        self.extraArguments = extraArguments
+        self.process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName, serviceCIDR: serviceCIDR, extraArguments: extraArguments)
+    }
+
+    /// `host:port` of the node's DNS server, from its `dns` line.
+    func dnsAddress() async throws -> (host: String, port: Int) {
+        let line = try await process.waitForLine(startingWith: "dns ", timeout: .seconds(30))
+        let address = line.split(separator: " ")[1]
+        let colon = address.lastIndex(of: ":")!
+        return (String(address[..<colon]), Int(address[address.index(after: colon)...])!)
     }
 
     /// A service range of its own, so servers of tests running side by side never bind the same VIP.
     let serviceCIDR = "127.\(Int.random(in: 20...250)).\(Int.random(in: 0...255)).0/24"
 
-    private static func makeProcess(dataDirectory: URL, nodeName: String, serviceCIDR: String) throws -> ChildProcess {
+    private static func makeProcess(dataDirectory: URL, nodeName: String, serviceCIDR: String, extraArguments: [String]) throws -> ChildProcess {
         ChildProcess(executable: try WeftBuild.executable("weft"),
                      arguments: ["server", "--data-dir", dataDirectory.path, "--api-listen", "127.0.0.1:0", "--node-name", nodeName,
-                                 "--service-cidr", serviceCIDR])
+                                 "--service-cidr", serviceCIDR] + extraArguments)
     }
 
     /// Starts the server and waits for its `ready` line.
@@ -51,7 +64,7 @@ final class WeftServer: @unchecked Sendable {
 
     /// Starts a new server process on the same data directory.
     func restart() async throws {
-        process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName, serviceCIDR: serviceCIDR)
+        process = try Self.makeProcess(dataDirectory: dataDirectory, nodeName: nodeName, serviceCIDR: serviceCIDR, extraArguments: extraArguments)
         try await start()
     }
 

@@ -29,6 +29,12 @@ struct DemoConfiguration: Sendable, Equatable {
     var replicaName: String = "weft-demo"
     /// First half of the reported `address` (`WEFT_REPLICA_IP`).
     var replicaIP: String = "127.0.0.1"
+    /// Weft's DNS server (`WEFT_DNS`, `host:port`): resolves `UPSTREAM` names when set; without it the
+    /// system resolver does.
+    var dnsServer: UpstreamTarget? = nil
+    /// Domains tried after a short `UPSTREAM` name, as a resolv.conf `search` line would:
+    /// `<namespace>.svc.<domain> svc.<domain> <domain>` from `WEFT_NAMESPACE` and `WEFT_CLUSTER_DOMAIN`.
+    var searchDomains: [String] = []
     /// How long an upstream connection attempt may take.
     var upstreamConnectTimeoutMilliseconds: Int64 = 2_000
     /// How long an upstream may take to answer once connected.
@@ -90,6 +96,16 @@ struct DemoConfiguration: Sendable, Equatable {
                 )
             }
             config.upstream = target
+        }
+        if let raw = value("WEFT_DNS") {
+            guard let server = UpstreamTarget(parsing: raw), IPLiteral.isValid(server.host) else {
+                throw DemoConfigurationError(variable: "WEFT_DNS", value: raw, expected: "an IP address and port such as 127.0.0.1:1053")
+            }
+            config.dnsServer = server
+        }
+        if let domain = value("WEFT_CLUSTER_DOMAIN") {
+            let namespace = value("WEFT_NAMESPACE") ?? "default"
+            config.searchDomains = ["\(namespace).svc.\(domain)", "svc.\(domain)", domain]
         }
         config.serviceName = value("SERVICE_NAME") ?? value("WEFT_DEPLOYMENT") ?? "weft-demo"
         config.replicaName = value("WEFT_REPLICA_NAME") ?? hostname.flatMap { $0.isEmpty ? nil : $0 } ?? "weft-demo"

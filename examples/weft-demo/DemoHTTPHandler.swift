@@ -5,6 +5,8 @@ import NIOHTTP1
 struct DemoService: Sendable {
     var configuration: DemoConfiguration
     var answers: DemoAnswers
+    /// Resolves `UPSTREAM` names through Weft's DNS; nil leaves them to the system resolver.
+    var resolver: DemoResolver?
 }
 
 /// Serves `GET /`, `GET /healthz` and 404s on one connection.
@@ -100,6 +102,7 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         }
         UpstreamClient.get(
             upstream,
+            resolver: service.resolver,
             on: context.eventLoop,
             connectTimeout: .milliseconds(service.configuration.upstreamConnectTimeoutMilliseconds),
             responseTimeout: .milliseconds(service.configuration.upstreamResponseTimeoutMilliseconds)

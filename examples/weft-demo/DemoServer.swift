@@ -26,9 +26,10 @@ final class DemoServer: Sendable {
         let drained = listenerLoop.makePromise(of: Void.self)
         // With a fixed port the answers are rendered once; with PORT=0 the port is known only per
         // connection (its local port is the listener's).
+        let resolver = configuration.dnsServer.flatMap { try? DemoResolver(server: $0, searchDomains: configuration.searchDomains) }
         let sharedService = configuration.port == 0
             ? nil
-            : DemoService(configuration: configuration, answers: DemoAnswers(configuration: configuration, port: configuration.port))
+            : DemoService(configuration: configuration, answers: DemoAnswers(configuration: configuration, port: configuration.port), resolver: resolver)
 
         return ServerBootstrap(group: listenerLoop, childGroup: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -46,7 +47,8 @@ final class DemoServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let service = sharedService ?? DemoService(
                         configuration: configuration,
-                        answers: DemoAnswers(configuration: configuration, port: channel.localAddress?.port ?? 0)
+                        answers: DemoAnswers(configuration: configuration, port: channel.localAddress?.port ?? 0),
+                        resolver: resolver
                     )
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true,

@@ -24,13 +24,30 @@ struct UpstreamFailure: Error, CustomStringConvertible {
 ///
 /// One connection per call, on the inbound request's event loop, with `Connection: close`; the upstream
 /// ends the exchange by closing. Pooling keep-alive connections per event loop is a later improvement.
-/// Names are resolved by NIO's default resolver (getaddrinfo) until Weft's DNS exists.
+/// Names are resolved through Weft's DNS when the replica was given one (`WEFT_DNS`), else by NIO's
+/// default resolver (getaddrinfo).
 enum UpstreamClient {
     /// Largest upstream body accepted.
     static let maximumBodyBytes = 1 << 20
 
     static func get(
         _ target: UpstreamTarget,
+        resolver: DemoResolver?,
+        on eventLoop: EventLoop,
+        connectTimeout: TimeAmount,
+        responseTimeout: TimeAmount
+    ) -> EventLoopFuture<UpstreamAnswer> {
+        guard let resolver, !IPLiteral.isValid(target.host) else {
+            return get(target, connectingTo: target.host, on: eventLoop, connectTimeout: connectTimeout, responseTimeout: responseTimeout)
+        }
+        return resolver.resolve(target.host, on: eventLoop).flatMap { address in
+            get(target, connectingTo: address, on: eventLoop, connectTimeout: connectTimeout, responseTimeout: responseTimeout)
+        }
+    }
+
+    private static func get(
+        _ target: UpstreamTarget,
+        connectingTo host: String,
         on eventLoop: EventLoop,
         connectTimeout: TimeAmount,
         responseTimeout: TimeAmount
@@ -56,7 +73,7 @@ enum UpstreamClient {
                     )
                 }
             }
-            .connect(host: target.host, port: target.port)
+            .connect(host: host, port: target.port)
             .whenComplete { result in
                 switch result {
                 case .success(let channel):

@@ -12,6 +12,7 @@ import NIOPosix
 let demoEnvironmentVariables = [
     "PORT", "BIND", "VERSION", "FAIL_RATE", "DELAY_MS", "UPSTREAM",
     "SERVICE_NAME", "WEFT_DEPLOYMENT", "WEFT_REPLICA_NAME", "WEFT_REPLICA_IP",
+    "WEFT_DNS", "WEFT_CLUSTER_DOMAIN", "WEFT_NAMESPACE",
 ]
 
 func writeLine(_ line: String, toDescriptor descriptor: Int32) {
