@@ -94,10 +94,10 @@ struct CommandResult: CustomStringConvertible {
 
 /// Runs `body` with a started server in a fresh temporary data directory; always stops the server
 /// (and, with it, its replicas) and removes the directory.
-func withWeftServer<R>(_ body: (WeftServer) async throws -> R) async throws -> R {
+func withWeftServer<R>(arguments: [String]? = nil, _ body: (WeftServer) async throws -> R) async throws -> R {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("weft-it-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let server = try WeftServer(dataDirectory: directory)
+    let server = try arguments.map { try WeftServer(dataDirectory: directory, extraArguments: $0) } ?? WeftServer(dataDirectory: directory)
     defer { try? FileManager.default.removeItem(at: directory) }
     do {
         try await server.start()
