@@ -221,6 +221,48 @@ def bench_endpoint_removal(api, trials):
     return results
 
 
+def dns_rcode_and_answers(port, name, timeout=1.0):
+    """One A query over UDP to 127.0.0.1:port: (rcode, answer count)."""
+    query_id = int.from_bytes(os.urandom(2), "big")
+    packet = query_id.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in name.split("."):
+        packet += bytes([len(label)]) + label.encode()
+    packet += b"\x00\x00\x01\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, ("127.0.0.1", port))
+        while True:
+            answer = sock.recv(4096)
+            if answer[:2] == packet[:2]:
+                return answer[3] & 0x0F, int.from_bytes(answer[6:8], "big")
+
+
+def bench_dns_freshness(api, port, trials):
+    """apply of a new service → its name resolves; delete → NXDOMAIN (polled every 2 ms)."""
+    ns = "/api/v1/namespaces/default"
+    appear, vanish = [], []
+    for i in range(trials):
+        name = f"bench-dns-{i}"
+        fqdn = f"{name}.default.svc.weft.internal"
+        body = {"apiVersion": "weft/v1", "kind": "Service", "metadata": {"name": name},
+                "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}
+        start = time.perf_counter()
+        api.call("POST", "/api/v1/apply", {"items": [body]})
+        while dns_rcode_and_answers(port, fqdn)[1] == 0:
+            if time.perf_counter() - start > 10:
+                raise RuntimeError(f"{fqdn} did not resolve within 10 s")
+            time.sleep(0.002)
+        appear.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        api.call("DELETE", f"{ns}/services/{name}")
+        while dns_rcode_and_answers(port, fqdn)[0] != 3:
+            if time.perf_counter() - start > 10:
+                raise RuntimeError(f"{fqdn} still resolves 10 s after its delete")
+            time.sleep(0.002)
+        vanish.append(time.perf_counter() - start)
+    return appear, vanish
+
+
 def _exists(api, path):
     try:
         api.call("GET", path)
@@ -236,6 +278,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--heal-trials", type=int, default=10)
     parser.add_argument("--removal-trials", type=int, default=20)
+    parser.add_argument("--dns-port", type=int, help="the server's DNS port on 127.0.0.1 (its `dns` line)")
+    parser.add_argument("--dns-trials", type=int, default=50)
     args = parser.parse_args()
     api = API(args.config)
     print("| measurement | n | p50 ms | p99 ms | max ms |")
@@ -244,6 +288,10 @@ def main():
     print(summary("apply → 10 replicas ready (weft-demo, readiness period 1 s)", bench_apply_ready(api, args.rounds, 10)), flush=True)
     print(summary("kill -9 → replica ready again (first crash)", bench_heal(api, args.heal_trials)), flush=True)
     print(summary("kill -9 → endpoint removed (Endpoints watch event)", bench_endpoint_removal(api, args.removal_trials)), flush=True)
+    if args.dns_port:
+        appear, vanish = bench_dns_freshness(api, args.dns_port, args.dns_trials)
+        print(summary("apply of a service → its name resolves (DNS over UDP)", appear), flush=True)
+        print(summary("delete of a service → NXDOMAIN", vanish), flush=True)
 
 
 if __name__ == "__main__":

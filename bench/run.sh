@@ -13,5 +13,7 @@ server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$out"' EXIT
 for _ in $(seq 1 300); do grep -q '^ready ' "$out" && break; sleep 0.1; done
 grep '^ready ' "$out" >&2
+for _ in $(seq 1 300); do grep -q '^dns ' "$out" && break; sleep 0.1; done
+dns_port=$(sed -n 's/^dns [^ ]*:\([0-9]*\) .*/\1/p' "$out")
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr); date: $(date -u +%F)"
-python3 bench/control_plane.py --config "$data/admin.yaml" "$@"
+python3 bench/control_plane.py --config "$data/admin.yaml" --dns-port "$dns_port" "$@"
