@@ -211,6 +211,18 @@ struct DemoServiceTests {
         #expect(configuration.serviceName == "a")
     }
 
+    @Test func weftDNSAndSearchDomains() throws {
+        let configuration = try DemoConfiguration.parse(
+            environment: ["WEFT_DNS": "127.0.0.1:1053", "WEFT_CLUSTER_DOMAIN": "weft.internal", "WEFT_NAMESPACE": "shop"], hostname: nil
+        )
+        #expect(configuration.dnsServer == UpstreamTarget(host: "127.0.0.1", port: 1053))
+        #expect(configuration.searchDomains == ["shop.svc.weft.internal", "svc.weft.internal", "weft.internal"])
+        #expect(throws: DemoConfigurationError.self) {
+            try DemoConfiguration.parse(environment: ["WEFT_DNS": "dns.local:53"], hostname: nil)
+        }
+        #expect(try DemoConfiguration.parse(environment: [:], hostname: nil).dnsServer == nil)
+    }
+
     @Test func upstreamForms() {
         #expect(UpstreamTarget(parsing: "[::1]:81") == UpstreamTarget(host: "::1", port: 81))
         #expect(UpstreamTarget(parsing: "10.0.0.1:80") == UpstreamTarget(host: "10.0.0.1", port: 80))

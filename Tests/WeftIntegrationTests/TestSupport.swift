@@ -296,7 +296,7 @@ struct RunningDemo: Sendable {
 /// own values cannot leak in.
 let weftDemoVariables = [
     "PORT", "BIND", "VERSION", "FAIL_RATE", "DELAY_MS", "UPSTREAM",
-    "SERVICE_NAME", "WEFT_DEPLOYMENT", "WEFT_REPLICA_NAME", "WEFT_REPLICA_IP",
+    "SERVICE_NAME", "WEFT_DEPLOYMENT", "WEFT_REPLICA_NAME", "WEFT_REPLICA_IP", "WEFT_DNS", "WEFT_CLUSTER_DOMAIN", "WEFT_NAMESPACE",
 ]
 
 /// Starts `weft-demo` on 127.0.0.1 and a free port (unless `environment` sets `PORT`/`BIND`), waits for
