@@ -7,7 +7,7 @@ final class DNSUDPHandler: ChannelInboundHandler {
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     private let state: DNSServerState
-    private var random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
+    private var responder = DNSResponder()
     private var isActive = true
 
     init(state: DNSServerState) {
@@ -17,21 +17,21 @@ final class DNSUDPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         let zone = state.zone
-        let disposition = envelope.data.withUnsafeReadableBytes { bytes in
-            DNSQueryHandler.handle(bytes, zone: zone, canForward: state.forwarder != nil, random: &random)
+        let outcome = envelope.data.withUnsafeReadableBytes { bytes in
+            responder.handle(bytes, zone: zone, canForward: state.forwarder != nil, overTCP: false)
         }
-        switch disposition {
+        switch outcome {
         case .drop:
             return
-        case .respond(let response, let limit):
-            send(response, limit: limit, to: envelope.remoteAddress, context: context, flush: false)
-        case .forward(let query):
+        case .respond(let bytes):
+            send(bytes, to: envelope.remoteAddress, context: context, flush: false)
+        case .forward(let query, let limit):
             guard let forwarder = state.forwarder else { return }
-            let limit = DNSQueryHandler.responseLimit(for: query, overTCP: false)
             let client = envelope.remoteAddress
             forwarder.resolve(query).hop(to: context.eventLoop).assumeIsolated().whenSuccess { upstream in
                 guard self.isActive else { return }
-                self.send(DNSQueryHandler.relay(upstream, to: query), limit: limit, to: client, context: context, flush: true)
+                let response = DNSQueryHandler.relay(upstream, to: query).encoded(maximumLength: limit)
+                self.send(response, to: client, context: context, flush: true)
             }
         }
     }
@@ -49,8 +49,8 @@ final class DNSUDPHandler: ChannelInboundHandler {
         // A UDP socket reports ICMP errors for earlier sends here; the socket itself is fine.
     }
 
-    private func send(_ response: DNSMessage, limit: Int, to address: SocketAddress, context: ChannelHandlerContext, flush: Bool) {
-        let buffer = context.channel.allocator.buffer(bytes: response.encoded(maximumLength: limit))
+    private func send(_ bytes: [UInt8], to address: SocketAddress, context: ChannelHandlerContext, flush: Bool) {
+        let buffer = context.channel.allocator.buffer(bytes: bytes)
         let envelope = AddressedEnvelope(remoteAddress: address, data: buffer)
         if flush {
             context.writeAndFlush(wrapOutboundOut(envelope), promise: nil)
@@ -67,7 +67,7 @@ final class DNSTCPHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let state: DNSServerState
-    private var random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
+    private var responder = DNSResponder(capacity: 64)
     private var isActive = true
 
     init(state: DNSServerState) {
@@ -77,19 +77,19 @@ final class DNSTCPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         let zone = state.zone
-        let disposition = message.withUnsafeReadableBytes { bytes in
-            DNSQueryHandler.handle(bytes, zone: zone, canForward: state.forwarder != nil, random: &random)
+        let outcome = message.withUnsafeReadableBytes { bytes in
+            responder.handle(bytes, zone: zone, canForward: state.forwarder != nil, overTCP: true)
         }
-        switch disposition {
+        switch outcome {
         case .drop:
             return
-        case .respond(let response, _):
-            send(response, context: context, flush: false)
-        case .forward(let query):
+        case .respond(let bytes):
+            send(bytes, context: context, flush: false)
+        case .forward(let query, _):
             guard let forwarder = state.forwarder else { return }
             forwarder.resolve(query).hop(to: context.eventLoop).assumeIsolated().whenSuccess { upstream in
                 guard self.isActive else { return }
-                self.send(DNSQueryHandler.relay(upstream, to: query), context: context, flush: true)
+                self.send(DNSQueryHandler.relay(upstream, to: query).encoded(maximumLength: DNSMessage.maximumLength - 2), context: context, flush: true)
             }
         }
     }
@@ -115,9 +115,9 @@ final class DNSTCPHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    private func send(_ response: DNSMessage, context: ChannelHandlerContext, flush: Bool) {
-        var buffer = context.channel.allocator.buffer(capacity: 512)
-        buffer.writeDNSFrame(response.encoded(maximumLength: DNSMessage.maximumLength - 2))
+    private func send(_ bytes: [UInt8], context: ChannelHandlerContext, flush: Bool) {
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count + 2)
+        buffer.writeDNSFrame(bytes)
         if flush {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         } else {

@@ -14,6 +14,8 @@ public struct ClusterZone: Sendable {
     /// `svc.<cluster-domain>`.
     public let apex: DNSName
     public let ttl: UInt32
+    /// Different for every zone built: what answer caches key their validity on.
+    public let identity = UInt64.random(in: 0...UInt64.max)
     private let soa: DNSRecordData
     private var nodes: [DNSName: Node] = [:]
     private var reverse: [DNSName: Node] = [:]
@@ -129,6 +131,11 @@ public struct ClusterZone: Sendable {
         let answers = records.map { DNSRecord(name: question.name, ttl: ttl, data: $0) }
         let additionals = question.type == .srv || question.type == .any ? node.additionals : []
         return ZoneAnswer(responseCode: .noError, answers: answers, additionals: additionals)
+    }
+
+    /// Whether answers for `name` come in a new order each time (a headless service's addresses).
+    public func shuffles(_ name: DNSName) -> Bool {
+        nodes[name]?.shuffles ?? false
     }
 
     private var negativeSOA: DNSRecord { DNSRecord(name: apex, ttl: ttl, data: soa) }
