@@ -61,7 +61,7 @@ final class DNSUDPHandler: ChannelInboundHandler {
 }
 
 /// Answers DNS queries on one TCP connection: several per connection, each answered when ready (forwarded
-/// ones may overtake, as RFC 7766 §6.2.1.1 allows); closed when idle.
+/// ones may overtake, as RFC 7766 §6.2.1.1 allows); closed when idle; not read while its answers wait.
 final class DNSTCPHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -101,6 +101,13 @@ final class DNSTCPHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
         context.fireChannelInactive()
+    }
+
+    /// A client that sends queries but does not read the answers stops being read from, so its answers
+    /// cannot pile up in memory.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
