@@ -1,7 +1,8 @@
-/// A domain name as a sequence of labels (RFC 1035 §3.1), kept in the case it was read or written in.
+/// A domain name as a sequence of labels (RFC 1035 §3.1), kept in the case it was read in.
 ///
 /// Equality and hashing ignore ASCII case (RFC 4343), so a name read from a query finds the zone's
-/// lower-case name while the answer can echo the question's case.
+/// lower-case name while the answer can echo the question's case. For the same reason the encoder
+/// compresses a name into an earlier one that differs only in case: it then reads back in that case.
 public struct DNSName: Sendable, CustomStringConvertible {
     /// The labels, most specific first, without the empty root label.
     public private(set) var labels: [[UInt8]]
