@@ -89,10 +89,15 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     public var resources: ResourceRequirements?
     /// Seconds between SIGTERM and SIGKILL when the replica stops (default 30).
     public var terminationGracePeriodSeconds: Int?
+    /// Labels a node must have to run the replica.
+    public var nodeSelector: [String: String]?
+    /// Taints of nodes the replica may run on anyway.
+    public var tolerations: [Toleration]?
 
     public init(command: [String], args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
                 ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
-                resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil) {
+                resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil,
+                nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil) {
         self.command = command
         self.args = args
         self.env = env
@@ -102,6 +107,8 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
         self.livenessProbe = livenessProbe
         self.resources = resources
         self.terminationGracePeriodSeconds = terminationGracePeriodSeconds
+        self.nodeSelector = nodeSelector
+        self.tolerations = tolerations
     }
 
     public var gracePeriodSeconds: Int { terminationGracePeriodSeconds ?? 30 }
@@ -117,18 +124,22 @@ public struct EnvVar: Codable, Sendable, Hashable {
     }
 }
 
-/// A named port of a replica. The process driver gives each one a free host port.
+/// A named port of a replica. The process driver gives each one a free host port, unless `hostPort`
+/// fixes it.
 public struct ContainerPort: Codable, Sendable, Hashable {
     public var name: String
     /// The port inside the replica's own network (used by the netns and OCI drivers).
     public var containerPort: Int?
     /// `TCP` (default) or `UDP`.
     public var `protocol`: String?
+    /// A fixed port on the node's network. The scheduler puts at most one replica holding it on a node.
+    public var hostPort: Int?
 
-    public init(name: String, containerPort: Int? = nil, protocol: String? = nil) {
+    public init(name: String, containerPort: Int? = nil, protocol: String? = nil, hostPort: Int? = nil) {
         self.name = name
         self.containerPort = containerPort
         self.protocol = `protocol`
+        self.hostPort = hostPort
     }
 }
 

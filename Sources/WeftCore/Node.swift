@@ -17,9 +17,15 @@ public struct Node: Resource {
 }
 
 public struct NodeSpec: Codable, Sendable, Hashable {
+    /// Cordoned: the scheduler places no new replicas here.
     public var unschedulable: Bool?
+    /// Keep replicas off the node unless they tolerate them.
+    public var taints: [Taint]?
 
-    public init(unschedulable: Bool? = nil) { self.unschedulable = unschedulable }
+    public init(unschedulable: Bool? = nil, taints: [Taint]? = nil) {
+        self.unschedulable = unschedulable
+        self.taints = taints
+    }
 }
 
 public struct NodeStatus: Codable, Sendable, Hashable {

@@ -147,6 +147,7 @@ public enum Validation {
             errors.append((path / "workingDir").error("must be an absolute path"))
         }
         var portNames = Set<String>()
+        var hostPorts = Set<String>()
         for (i, port) in (workload.ports ?? []).enumerated() {
             let portPath = (path / "ports")[i]
             if let problem = portNameProblem(port.name) { errors.append((portPath / "name").error(problem)) }
@@ -159,6 +160,19 @@ public enum Validation {
             if let proto = port.protocol, !["TCP", "UDP"].contains(proto) {
                 errors.append((portPath / "protocol").error("must be TCP or UDP, got \"\(proto)\""))
             }
+            if let hostPort = port.hostPort {
+                if !(1...65535).contains(hostPort) {
+                    errors.append((portPath / "hostPort").error("must be between 1 and 65535"))
+                } else if !hostPorts.insert("\(hostPort)/\(port.protocol ?? "TCP")").inserted {
+                    errors.append((portPath / "hostPort").error("duplicate host port \(hostPort)/\(port.protocol ?? "TCP")"))
+                }
+            }
+        }
+        if let selector = workload.nodeSelector {
+            errors += validateLabels(selector, at: path / "nodeSelector")
+        }
+        for (i, toleration) in (workload.tolerations ?? []).enumerated() {
+            errors += validateToleration(toleration, at: (path / "tolerations")[i])
         }
         if let probe = workload.readinessProbe {
             errors += validateProbe(probe, at: path / "readinessProbe", declared: workload.ports ?? [], isLiveness: false)
@@ -171,6 +185,54 @@ public enum Validation {
         }
         if let grace = workload.terminationGracePeriodSeconds, !(0...3600).contains(grace) {
             errors.append((path / "terminationGracePeriodSeconds").error("must be between 0 and 3600"))
+        }
+        return errors
+    }
+
+    static func validateToleration(_ toleration: Toleration, at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        let op = toleration.operator ?? Toleration.equal
+        let key = toleration.key ?? ""
+        switch op {
+        case Toleration.equal:
+            if key.isEmpty {
+                errors.append((path / "key").error("is required with operator Equal; use operator Exists without a key to tolerate every taint"))
+            }
+        case Toleration.exists:
+            if let value = toleration.value, !value.isEmpty {
+                errors.append((path / "value").error("must be empty with operator Exists, which matches any value"))
+            }
+        default:
+            errors.append((path / "operator").error("must be Equal or Exists, got \"\(op)\""))
+        }
+        if !key.isEmpty {
+            errors += validateLabels([key: ""], at: path / "key").map { (path / "key").error($0.message) }
+        }
+        if let value = toleration.value, !isLabelToken(value, allowEmpty: true) {
+            errors.append((path / "value").error("invalid value \"\(value)\": at most 63 letters, digits, '-', '_', '.', beginning and ending with a letter or digit"))
+        }
+        if let effect = toleration.effect, !effect.isEmpty, effect != Taint.noSchedule {
+            errors.append((path / "effect").error("must be NoSchedule (or empty for every effect), got \"\(effect)\""))
+        }
+        return errors
+    }
+
+    /// The rules for a node an agent registers: label syntax and taints.
+    public static func validate(_ node: Node) -> [FieldError] {
+        var errors = validateLabels(node.metadata.labels ?? [:], at: FieldPath() / "metadata" / "labels")
+        var seen = Set<String>()
+        for (i, taint) in (node.spec?.taints ?? []).enumerated() {
+            let path = (FieldPath() / "spec" / "taints")[i]
+            errors += validateLabels([taint.key: ""], at: path / "key").map { (path / "key").error($0.message) }
+            if let value = taint.value, !isLabelToken(value, allowEmpty: true) {
+                errors.append((path / "value").error("invalid value \"\(value)\": at most 63 letters, digits, '-', '_', '.', beginning and ending with a letter or digit"))
+            }
+            if taint.effect != Taint.noSchedule {
+                errors.append((path / "effect").error("must be NoSchedule, got \"\(taint.effect)\""))
+            }
+            if !seen.insert("\(taint.key)/\(taint.effect)").inserted {
+                errors.append((path / "key").error("duplicate taint \(taint.key):\(taint.effect)"))
+            }
         }
         return errors
     }

@@ -213,6 +213,10 @@ struct UnknownFieldTests {
              path: "spec.template.spec.readinessProbe.httpGet.paht", object: "Deployment/cart"),
         Case(manifest: deployment(spec: #""strategy": {"rollingUpdate": {"maxSurge": 1, "surge": 2}}, "#),
              path: "spec.strategy.rollingUpdate.surge", object: "Deployment/cart"),
+        Case(manifest: deployment(workload: #""command": ["/bin/app"], "tolerations": [{"key": "gpu", "operater": "Exists"}]"#),
+             path: "spec.template.spec.tolerations[0].operater", object: "Deployment/cart"),
+        Case(manifest: deployment(workload: #""command": ["/bin/app"], "nodeSelectors": {"disk": "ssd"}"#),
+             path: "spec.template.spec.nodeSelectors", object: "Deployment/cart"),
         Case(manifest: service(ports: #"[{"name": "a", "port": 80}, {"nmae": "b", "port": 81}]"#), path: "spec.ports[1].nmae", object: "Service/cart"),
         // A Service has no status at all.
         Case(manifest: #"{"apiVersion": "weft/v1", "kind": "Service", "metadata": {"name": "cart"}, "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]}, "status": {}}"#,

@@ -243,6 +243,34 @@ struct DeploymentValidationTests {
             // 1Gi is 1073741824 bytes; 1000M is 10^9.
             $0.spec.template.spec.resources = ResourceRequirements(requests: ResourceList(memory: "1Gi"), limits: ResourceList(memory: "1000M"))
         },
+        // scheduling
+        DeploymentRule("hostPort 0", "\(tpl).ports[0].hostPort", "must be between 1 and 65535") {
+            $0.spec.template.spec.ports = [ContainerPort(name: "http", hostPort: 0)]
+        },
+        DeploymentRule("hostPort duplicate", "\(tpl).ports[1].hostPort", "duplicate host port 8080/TCP") {
+            $0.spec.template.spec.ports = [ContainerPort(name: "http", hostPort: 8080), ContainerPort(name: "admin", protocol: "TCP", hostPort: 8080)]
+        },
+        DeploymentRule("nodeSelector key", "\(tpl).nodeSelector.-bad", "invalid label key") {
+            $0.spec.template.spec.nodeSelector = ["-bad": "x"]
+        },
+        DeploymentRule("nodeSelector value", "\(tpl).nodeSelector.disk", "invalid label value") {
+            $0.spec.template.spec.nodeSelector = ["disk": "fast ssd"]
+        },
+        DeploymentRule("toleration operator", "\(tpl).tolerations[0].operator", "must be Equal or Exists") {
+            $0.spec.template.spec.tolerations = [Toleration(key: "gpu", operator: "In")]
+        },
+        DeploymentRule("toleration Equal without key", "\(tpl).tolerations[0].key", "is required with operator Equal") {
+            $0.spec.template.spec.tolerations = [Toleration(value: "x")]
+        },
+        DeploymentRule("toleration Exists with value", "\(tpl).tolerations[0].value", "must be empty with operator Exists") {
+            $0.spec.template.spec.tolerations = [Toleration(key: "gpu", operator: "Exists", value: "x")]
+        },
+        DeploymentRule("toleration effect", "\(tpl).tolerations[0].effect", "must be NoSchedule") {
+            $0.spec.template.spec.tolerations = [Toleration(key: "gpu", value: "x", effect: "NoExecute")]
+        },
+        DeploymentRule("toleration key", "\(tpl).tolerations[0].key", "invalid label key") {
+            $0.spec.template.spec.tolerations = [Toleration(key: "a/b/c", operator: "Exists")]
+        },
         // terminationGracePeriodSeconds
         DeploymentRule("grace negative", "\(tpl).terminationGracePeriodSeconds", "must be between 0 and 3600") { $0.spec.template.spec.terminationGracePeriodSeconds = -1 },
         DeploymentRule("grace 3601", "\(tpl).terminationGracePeriodSeconds", "must be between 0 and 3600") { $0.spec.template.spec.terminationGracePeriodSeconds = 3601 },
@@ -294,6 +322,16 @@ struct DeploymentValidationTests {
             $0.spec.template.spec.resources = ResourceRequirements(requests: ResourceList(cpu: "0.5", memory: "1Gi"), limits: ResourceList(cpu: "500m", memory: "1024Mi"))
         },
         DeploymentEdit("only requests") { $0.spec.template.spec.resources = ResourceRequirements(requests: ResourceList(cpu: "8", memory: "2G")) },
+        DeploymentEdit("same hostPort for TCP and UDP") {
+            $0.spec.template.spec.ports = [ContainerPort(name: "dns", hostPort: 53), ContainerPort(name: "dns-udp", protocol: "UDP", hostPort: 53)]
+            $0.spec.template.spec.readinessProbe = nil
+            $0.spec.template.spec.livenessProbe = nil
+        },
+        DeploymentEdit("nodeSelector with zone") { $0.spec.template.spec.nodeSelector = ["topology.weft.io/zone": "eu-1a", "disk": "ssd"] },
+        DeploymentEdit("tolerations") {
+            $0.spec.template.spec.tolerations = [Toleration(key: "gpu", value: "true", effect: "NoSchedule"), Toleration(key: "spot", operator: "Exists"),
+                                                 Toleration(operator: "Exists"), Toleration(key: "x", operator: "Equal", value: "", effect: "")]
+        },
         DeploymentEdit("grace 0") { $0.spec.template.spec.terminationGracePeriodSeconds = 0 },
         DeploymentEdit("grace 3600") { $0.spec.template.spec.terminationGracePeriodSeconds = 3600 },
         DeploymentEdit("minimal workload") { $0.spec.template.spec = WorkloadSpec(command: ["/bin/app"]) },
