@@ -4,17 +4,21 @@ import ServiceLifecycle
 import WeftCore
 import WeftStore
 
-/// Drives each deployment's replicas toward its spec: creates replicas of the current template on a
-/// node, deletes surplus and old ones (rolling update), removes replicas of deleted deployments, and
-/// keeps the deployment's status. Woken by store watch events, never by a timer.
+/// Drives each deployment's replicas toward its spec: creates replicas of the current template on the
+/// node the ``Scheduler`` chooses (a replica no node can take stays Pending with the reason in its
+/// status, and is placed when nodes change), deletes surplus and old ones (rolling update), removes
+/// replicas of deleted deployments, and keeps the deployment's status. Woken by store watch events,
+/// never by a timer.
 public struct DeploymentController: ServiceLifecycle.Service {
     typealias Key = NamespacedName
 
     let registry: Registry
     let logger: Logger
+    let policy: SchedulingPolicy
 
-    public init(registry: Registry, logger: Logger) {
+    public init(registry: Registry, policy: SchedulingPolicy = .leastAllocated, logger: Logger) {
         self.registry = registry
+        self.policy = policy
         self.logger = logger
     }
 
@@ -40,7 +44,7 @@ public struct DeploymentController: ServiceLifecycle.Service {
             guard let replica = try? JSONDecoder().decode(Replica.self, from: event.object.data) else { return [] }
             return [Key(namespace: replica.namespace, name: replica.spec.deployment)]
         case ResourceKind.node.rawValue:
-            // A node that becomes ready can take replicas that are waiting for one.
+            // A node that becomes ready, or changes, may take replicas that are waiting for one.
             return try await registry.typedList(Replica.self, namespace: nil)
                 .filter { $0.object.spec.node.isEmpty }
                 .map { Key(namespace: $0.object.namespace, name: $0.object.spec.deployment) }
@@ -63,36 +67,33 @@ public struct DeploymentController: ServiceLifecycle.Service {
             generation: deployment.metadata.generation,
             replicas: replicas.map { DeploymentPlan.ReplicaView($0.object, createdRevision: $0.stored.createdRevision) })
 
-        let nodes = try await readyNodes()
-        if plan.create > 0 {
-            var load = Dictionary(uniqueKeysWithValues: nodes.map { ($0, 0) })
-            for (replica, _) in try await registry.typedList(Replica.self, namespace: nil) where load[replica.spec.node] != nil {
-                load[replica.spec.node, default: 0] += 1
+        let deleted = Set(plan.delete)
+        let unbound = replicas.map(\.object).filter { $0.spec.node.isEmpty && !$0.isTerminating && !deleted.contains($0.name) }
+        if plan.create > 0 || !unbound.isEmpty {
+            var scheduler = try await snapshot()
+            let request = PlacementRequest(spreadKey: PlacementRequest.spreadKey(namespace: key.namespace, deployment: key.name),
+                                           workload: deployment.spec.template.spec)
+            // Replicas waiting for a node go first: they were asked for earlier.
+            for replica in unbound.sorted(by: { $0.name < $1.name }) {
+                try await bind(replica, scheduler.place(PlacementRequest(replica)))
             }
-            var writes: [Write] = []
-            var generator = SystemRandomNumberGenerator()
-            for _ in 0..<plan.create {
-                let node = load.min { $0.value == $1.value ? $0.key < $1.key : $0.value < $1.value }?.key ?? ""
-                load[node, default: 0] += 1
-                let replica = newReplica(of: deployment, hash: hash, node: node, suffix: TemplateHash.randomSuffix(using: &generator))
-                writes.append(.create(ResourceCodec.key(of: replica), try ResourceCodec.encode(replica)))
+            if plan.create > 0 {
+                var writes: [Write] = []
+                var generator = SystemRandomNumberGenerator()
+                var pending = 0
+                for _ in 0..<plan.create {
+                    let placement = scheduler.place(request)
+                    if case .failure = placement { pending += 1 }
+                    let replica = newReplica(of: deployment, hash: hash, placement: placement, suffix: TemplateHash.randomSuffix(using: &generator))
+                    writes.append(.create(ResourceCodec.key(of: replica), try ResourceCodec.encode(replica)))
+                }
+                try await registry.store.commit(writes)
+                logger.info("created replicas", metadata: ["deployment": "\(key.namespace)/\(key.name)", "count": "\(plan.create)", "unschedulable": "\(pending)"])
             }
-            try await registry.store.commit(writes)
-            logger.info("created replicas", metadata: ["deployment": "\(key.namespace)/\(key.name)", "count": "\(plan.create)"])
         }
         for name in plan.delete {
             if let replica = replicas.first(where: { $0.object.name == name })?.object {
                 try await markTerminating(replica)
-            }
-        }
-        if let node = nodes.first {
-            for (replica, _) in replicas where replica.spec.node.isEmpty && !replica.isTerminating {
-                try await registry.update(Replica.self, namespace: replica.namespace, name: replica.name) { r in
-                    guard r.spec.node.isEmpty else { return false }
-                    r.spec.node = node
-                    r.status?.message = nil
-                    return true
-                }
             }
         }
         if deployment.status != plan.status {
@@ -113,20 +114,44 @@ public struct DeploymentController: ServiceLifecycle.Service {
         }
     }
 
-    private func readyNodes() async throws -> [String] {
-        try await registry.typedList(Node.self, namespace: nil)
-            .filter { ($0.object.status?.ready ?? false) && !($0.object.spec?.unschedulable ?? false) }
-            .map(\.object.name)
-            .sorted()
+    /// The scheduler over every node, with the requests of every replica bound to one already allocated.
+    private func snapshot() async throws -> Scheduler {
+        let nodes = try await registry.typedList(Node.self, namespace: nil).map(\.object)
+        let replicas = try await registry.typedList(Replica.self, namespace: nil).map(\.object)
+        return Scheduler(nodes: nodes, replicas: replicas, policy: policy)
     }
 
-    private func newReplica(of deployment: Deployment, hash: String, node: String, suffix: String) -> Replica {
+    /// Binds a replica that waits for a node, or records in its status why it still waits.
+    private func bind(_ replica: Replica, _ placement: Result<String, Unschedulable>) async throws {
+        try await registry.update(Replica.self, namespace: replica.namespace, name: replica.name) { r in
+            guard r.spec.node.isEmpty, !r.isTerminating else { return false }
+            switch placement {
+            case .success(let node):
+                r.spec.node = node
+                r.status?.message = nil
+            case .failure(let reason):
+                guard r.status?.message != reason.description else { return false }
+                var status = r.status ?? ReplicaStatus(phase: .pending)
+                status.message = reason.description
+                r.status = status
+            }
+            return true
+        }
+    }
+
+    private func newReplica(of deployment: Deployment, hash: String, placement: Result<String, Unschedulable>, suffix: String) -> Replica {
         var metadata = ObjectMeta(name: TemplateHash.replicaName(deployment: deployment.name, hash: hash, suffix: suffix),
                                   namespace: deployment.namespace, labels: deployment.spec.template.metadata?.labels)
         metadata.uid = UUID().uuidString.lowercased()
         metadata.creationTimestamp = ResourceCodec.timestamp()
         metadata.generation = 1
-        let status = ReplicaStatus(phase: .pending, message: node.isEmpty ? "waiting for a ready node" : nil)
+        var node = ""
+        var message: String?
+        switch placement {
+        case .success(let chosen): node = chosen
+        case .failure(let reason): message = reason.description
+        }
+        let status = ReplicaStatus(phase: .pending, message: message)
         return Replica(metadata: metadata,
                        spec: ReplicaSpec(deployment: deployment.name, node: node, templateHash: hash, template: deployment.spec.template.spec),
                        status: status)

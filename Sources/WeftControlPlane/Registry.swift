@@ -178,6 +178,11 @@ public struct Registry: Sendable {
 
     /// Registers a node or renews its status (heartbeat).
     public func putNode(_ node: Node) async throws -> JSONValue {
+        let problems = Validation.validate(node)
+        guard problems.isEmpty else {
+            throw APIFailure(code: 422, message: "\(problems.count) invalid field\(problems.count == 1 ? "" : "s") in Node/\(node.name)",
+                             details: problems.map { .init(path: $0.path, message: $0.message) })
+        }
         let key = ResourceCodec.key(.node, namespace: "", name: node.name)
         return try await withConflictRetry {
             var object = node

@@ -55,6 +55,11 @@ struct ServerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run only the control plane, no local agent.")
     var noAgent = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "How the scheduler ranks nodes after spreading a deployment: leastAllocated (spread load) or mostAllocated (bin-pack).",
+        valueName: "policy"))
+    var schedulingPolicy: SchedulingPolicy = .leastAllocated
+
     @OptionGroup var log: LogOptions
 
     func run() async throws {
@@ -102,7 +107,7 @@ struct ServerCommand: AsyncParsableCommand {
             })
         var services: [any ServiceLifecycle.Service] = [
             api,
-            DeploymentController(registry: registry, logger: Logger(label: "weft.controller")),
+            DeploymentController(registry: registry, policy: schedulingPolicy, logger: Logger(label: "weft.controller")),
             EndpointsController(registry: registry, logger: Logger(label: "weft.endpoints")),
         ]
         if !noAgent {
@@ -198,3 +203,5 @@ struct LocalAgent: ServiceLifecycle.Service {
         _ = closing
     }
 }
+
+extension SchedulingPolicy: ExpressibleByArgument {}
