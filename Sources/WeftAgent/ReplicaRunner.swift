@@ -26,7 +26,15 @@ actor ReplicaRunner {
         var ports: [String: Int] = [:]
         do {
             for port in replica.spec.template.ports ?? [] {
-                ports[port.name] = try context.ports.allocate()
+                if let fixed = port.hostPort {
+                    // The scheduler keeps two replicas holding the same host port off one node.
+                    guard context.ports.reserve(fixed) else {
+                        throw RuntimeError(code: .portAllocation, message: "host port \(fixed) of port \(port.name) is held by another replica on this node")
+                    }
+                    ports[port.name] = fixed
+                } else {
+                    ports[port.name] = try context.ports.allocate()
+                }
             }
         } catch {
             for port in ports.values { context.ports.release(port) }
