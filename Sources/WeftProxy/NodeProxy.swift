@@ -20,7 +20,14 @@ import WeftCore
 public final class NodeProxy: Sendable {
     private struct Listener: Sendable {
         var runtime: ListenerRuntime
-        var channel: any Channel
+        /// One server channel per event loop, all bound to the same address (see `bind`).
+        var channels: [any Channel]
+
+        var localAddress: SocketAddress? { channels.first?.localAddress }
+
+        func close() async {
+            for channel in channels { try? await channel.close() }
+        }
     }
 
     private struct State: Sendable {
@@ -70,7 +77,7 @@ public final class NodeProxy: Sendable {
 
     /// The bound address of each listener, by endpoint (`address:port` as configured).
     public func boundAddresses() -> [String: SocketAddress] {
-        state.withLock { s in s.listeners.compactMapValues { $0.channel.localAddress } }
+        state.withLock { s in s.listeners.compactMapValues { $0.localAddress } }
     }
 
     /// Stops accepting and closes every connection at once. Later `apply` calls fail.
@@ -82,7 +89,7 @@ public final class NodeProxy: Sendable {
                 return Array(s.listeners.values)
             }
             for listener in listeners {
-                try? await listener.channel.close()
+                await listener.close()
             }
             for listener in listeners {
                 for channel in listener.runtime.shutDown() {
@@ -120,7 +127,7 @@ public final class NodeProxy: Sendable {
             do {
                 added[listener.endpoint] = try await bind(listener)
             } catch {
-                for done in added.values { try? await done.channel.close() }
+                for done in added.values { await done.close() }
                 throw ProxyConfigurationError(problems: [
                     (FieldPath() / "listeners")[i].error(
                         "listener \"\(listener.name)\" cannot listen on \(listener.endpoint): \(Self.describe(error))"),
@@ -145,7 +152,7 @@ public final class NodeProxy: Sendable {
         }
 
         for listener in removed {
-            try? await listener.channel.close()
+            await listener.close()
             let (open, timeout) = listener.runtime.stopListening()
             for channel in open {
                 channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
@@ -157,17 +164,52 @@ public final class NodeProxy: Sendable {
         for listener in added.values {
             logger.info("listening", metadata: [
                 "listener": "\(listener.runtime.configuration.name)",
-                "address": "\(listener.channel.localAddress.map { "\($0)" } ?? "?")",
+                "address": "\(listener.localAddress.map { "\($0)" } ?? "?")",
             ])
         }
     }
 
+    /// Binds one server channel per event loop to the listener's address with SO_REUSEPORT (Linux), so
+    /// the kernel spreads accepts over the loops and each accepted connection stays on the loop that
+    /// accepted it, with its backend connection: no hop between threads per connection. (A single
+    /// acceptor would hand every other connection to another loop, through a chain of futures and
+    /// two cross-thread wake-ups.) Port 0 binds the first channel to a free port and the others to it.
     private func bind(_ configuration: ListenerConfiguration) async throws -> Listener {
         let runtime = ListenerRuntime(configuration)
+        #if os(Linux)
+        let loops = Array(group.makeIterator())
+        #else
+        // Elsewhere SO_REUSEPORT does not balance accepts: one acceptor, connections spread by NIO.
+        let loops = [group.next()]
+        #endif
+        var channels: [any Channel] = []
+        do {
+            var port = configuration.port
+            for loop in loops {
+                let channel = try await serverBootstrap(
+                    group: loop, childGroup: loops.count > 1 ? loop : group, runtime: runtime, reusePort: loops.count > 1)
+                    .bind(host: configuration.address, port: port)
+                    .get()
+                channels.append(channel)
+                if port == 0, let bound = channel.localAddress?.port { port = bound }
+            }
+        } catch {
+            for channel in channels { try? await channel.close() }
+            throw error
+        }
+        return Listener(runtime: runtime, channels: channels)
+    }
+
+    private func serverBootstrap(group: any EventLoopGroup, childGroup: any EventLoopGroup, runtime: ListenerRuntime,
+                                 reusePort: Bool) -> ServerBootstrap {
         let connector = self.connector
-        let channel = try await ServerBootstrap(group: group)
+        var bootstrap = ServerBootstrap(group: group, childGroup: childGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        if reusePort {
+            bootstrap = bootstrap.serverChannelOption(.socketOption(.init(rawValue: SO_REUSEPORT)), value: 1)
+        }
+        return bootstrap
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.autoRead, value: false)
@@ -176,9 +218,6 @@ public final class NodeProxy: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(runtime: runtime, connector: connector))
                 }
             }
-            .bind(host: configuration.address, port: configuration.port)
-            .get()
-        return Listener(runtime: runtime, channel: channel)
     }
 
     private static func describe(_ error: any Error) -> String {
