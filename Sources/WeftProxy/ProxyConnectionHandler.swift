@@ -19,9 +19,10 @@ struct BackendConnector: Sendable {
 /// other backends on failure, up to `connectAttempts`), holding what the client already sent; then
 /// hands the two channels to a `GlueHandler` pair and removes itself.
 ///
-/// The accepted channel starts with autoRead off: one read is issued so early bytes (and an early
-/// half-close) are held, and no more until the backend is connected; then autoRead goes on and the
-/// glue's `read()` gating takes over.
+/// The accepted channel starts with autoRead off and nothing is read until the backend is connected:
+/// the kernel holds what the client sent, so there is no read interest to add and remove again (two
+/// `epoll_ctl` per connection). Bytes and a half-close that arrive anyway (NIO reads on an early
+/// EOF) are held and passed on. Once spliced, autoRead goes on and the glue's `read()` gating takes over.
 final class ProxyConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
@@ -59,7 +60,6 @@ final class ProxyConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         self.settings = settings
         clientKey = Self.clientKey(context.channel.remoteAddress)
         state = .connecting
-        context.read()
         connectNext(context: context)
     }
 
