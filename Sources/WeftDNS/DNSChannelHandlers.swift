@@ -9,6 +9,8 @@ final class DNSUDPHandler: ChannelInboundHandler {
     private let state: DNSServerState
     private var responder = DNSResponder()
     private var isActive = true
+    /// The zone as it was when this batch of reads began: read once per batch, not per datagram.
+    private var zone: ClusterZone?
 
     init(state: DNSServerState) {
         self.state = state
@@ -16,7 +18,8 @@ final class DNSUDPHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        let zone = state.zone
+        let zone = self.zone ?? state.zone
+        self.zone = zone
         let outcome = envelope.data.withUnsafeReadableBytes { bytes in
             responder.handle(bytes, zone: zone, canForward: state.forwarder != nil, overTCP: false)
         }
@@ -37,6 +40,7 @@ final class DNSUDPHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        zone = nil
         context.flush()
     }
 
