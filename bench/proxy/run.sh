@@ -18,6 +18,8 @@
 #                        -test or test bundle running, other processes < 15% of a core (default 600)
 #   --out DIR            keep the raw wrk/h2load outputs and configs in DIR
 #   --skip-build         use the release binaries already in .build/release
+#   --weft-bin PATH      measure this `weft` binary instead of the release build (e.g. a copy built
+#                        at another commit, to compare two commits in alternating runs)
 #   --profile TARGET     afterwards, one more wrk run against TARGET (haproxy or weft) under
 #                        `perf record -g`; prints the top symbols (self time), Swift names demangled
 #   --profile-close      make that run a new-connection-per-request one (-H 'Connection: close')
@@ -27,7 +29,7 @@ repo=$(pwd)
 
 reps_tp=5 reps_lat=3 tp_duration=10 tpc_duration=5 lat_duration=6 latency_warmup=1
 targets="direct haproxy weft" backends=3 rate_ka="" rate_new="" quiet_wait=600 quiet_for=30
-out_dir="" skip_build=0 profile="" profile_close=0
+out_dir="" skip_build=0 weft_bin="" profile="" profile_close=0
 wrk_threads=2 wrk_conns=64
 noise_threshold=15 # % of one core used by other processes during a run that counts it as noisy
 ka_fraction=0.15 new_fraction=0.15 cap_fraction=0.35
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --quiet-wait) quiet_wait=$2; shift 2 ;;
     --out) out_dir=$2; shift 2 ;;
     --skip-build) skip_build=1; shift ;;
+    --weft-bin) weft_bin=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
     --profile-close) profile_close=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -82,7 +85,7 @@ weft_note=""
 if [ $skip_build = 0 ]; then
     log "building weft-demo (release)"
     swift build -c release --product weft-demo >&2
-    if has weft; then
+    if has weft && [ -z "$weft_bin" ]; then
         log "building weft (release)"
         if ! swift build -c release --product weft >&2; then
             weft_note="weft: release build failed; measured without it"
@@ -90,7 +93,8 @@ if [ $skip_build = 0 ]; then
     fi
 fi
 bin=$(swift build -c release --show-bin-path)
-if has weft && [ -z "$weft_note" ] && ! "$bin/weft" proxy --help 2>&1 | grep -q -e '--config'; then
+weft=${weft_bin:-$bin/weft}
+if has weft && [ -z "$weft_note" ] && ! "$weft" proxy --help 2>&1 | grep -q -e '--config'; then
     weft_note="weft: no 'weft proxy' subcommand in this build; measured without it"
 fi
 if [ -n "$weft_note" ]; then
@@ -207,7 +211,7 @@ if has weft; then
         echo "    backends:"
         for p in "${backend_ports[@]}"; do echo "      - {address: 127.0.0.1, port: $p, weight: 1}"; done
     } >"$work/weft-proxy.yaml"
-    "$bin/weft" proxy --config "$work/weft-proxy.yaml" >"$work/weft.out" 2>"$work/weft.err" &
+    "$weft" proxy --config "$work/weft-proxy.yaml" >"$work/weft.out" 2>"$work/weft.err" &
     pids+=($!)
     proxy_pid[weft]=$!
     for _ in $(seq 1 300); do
