@@ -139,7 +139,7 @@ struct DeploymentControllerTests {
         }
     }
 
-    @Test("replicas of a deployment spread across zones, then nodes")
+    @Test("replicas of a deployment spread across nodes and zones")
     func spreadsAcrossZones() async throws {
         try await withController { fixture in
             for (name, zone) in [("a1", "a"), ("a2", "a"), ("b1", "b")] {

@@ -10,9 +10,14 @@ public enum SchedulingPolicy: String, Sendable, CaseIterable {
 ///
 /// Filters: node ready and not cordoned, `nodeSelector`, taints and tolerations, CPU and memory requests
 /// fit, host ports free on shared-network nodes. Among the nodes that pass, the one chosen has, in order:
-/// the fewest replicas of the same deployment in its zone (`topology.weft.io/zone`; nodes without the
-/// label share one zone), the fewest of them on the node, the best allocation score for the policy, and
-/// the smallest name.
+/// the fewest replicas of the same deployment on the node, the fewest of them in its zone
+/// (`topology.weft.io/zone`; nodes without the label share one zone), the best allocation score for the
+/// policy, and the smallest name.
+///
+/// Node spread comes before zone spread so that no node takes a second replica of a deployment while
+/// another feasible node has none: replicas land in different zones as long as each zone has a node
+/// without one, and a deployment larger than a small zone puts its extra replicas on other zones' nodes
+/// instead of stacking them on the small zone's few nodes.
 ///
 /// Built for thousands of nodes: node state is kept as parallel arrays indexed by node, the filters that
 /// do not depend on allocations are bit sets computed once per kind of request, and each placement updates
@@ -231,16 +236,16 @@ public struct Scheduler: Sendable {
                 while bits != 0 {
                     let i = w << 6 | bits.trailingZeroBitCount
                     bits &= bits &- 1
-                    let zone = perZone[Int(zoneOf[i])]
-                    if zone > bestZone { continue }
                     let node = perNode[i]
-                    if zone == bestZone && node > bestNode { continue }
+                    if node > bestNode { continue }
+                    let zone = perZone[Int(zoneOf[i])]
+                    if node == bestNode && zone > bestZone { continue }
                     let cpu = cpuAllocated[i] + cpuRequest
                     let memory = memoryAllocated[i] + memoryRequest
                     if cpu > cpuCapacity[i] || memory > memoryCapacity[i] { continue }
                     if !ports.isEmpty && sharedNetwork[i] && ports.contains(where: portsInUse[i].contains) { continue }
                     let score = sign * (Double(cpu) * cpuInverse[i] + Double(memory) * memoryInverse[i])
-                    if zone < bestZone || node < bestNode || score < bestScore {
+                    if node < bestNode || zone < bestZone || score < bestScore {
                         best = i
                         bestZone = zone
                         bestNode = node

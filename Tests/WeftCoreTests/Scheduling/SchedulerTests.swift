@@ -129,20 +129,36 @@ struct SchedulerScoreTests {
         #expect(counts.values.allSatisfy { $0 == 10 })
     }
 
-    @Test func replicasSpreadAcrossZonesBeforeNodes() {
-        // Zone a has 4 nodes, b and c have 1 each: zone spread comes first.
+    @Test func replicasSpreadEvenlyAcrossZones() {
+        let nodes = ["a", "b", "c"].flatMap { (zone: String) in (1...3).map { node("\(zone)\($0)", zone: zone) } }
+        var scheduler = Scheduler(nodes: nodes)
+        var zones: [Character: Int] = [:]
+        for i in 1...9 {
+            zones[scheduler.place(request()).value!.first!, default: 0] += 1
+            // After every placement the zones differ by at most one replica.
+            #expect(zones.values.max()! - (zones.count == 3 ? zones.values.min()! : 0) <= 1, "after \(i)")
+        }
+        #expect(zones == ["a": 3, "b": 3, "c": 3])
+    }
+
+    @Test func nodeSpreadComesBeforeZoneSpread() {
+        // Zone a has 4 nodes, b and c one each: the first three replicas go to three zones, but no node
+        // takes a second replica while another has none.
         let nodes = [node("a1", zone: "a"), node("a2", zone: "a"), node("a3", zone: "a"), node("a4", zone: "a"),
                      node("b1", zone: "b"), node("c1", zone: "c")]
         var scheduler = Scheduler(nodes: nodes)
         let first = (0..<3).map { _ in scheduler.place(request()).value! }
-        #expect(Set(first.map(\.first)) == ["a", "b", "c"])
-        var zones: [Character: Int] = [:]
-        for name in first { zones[name.first!, default: 0] += 1 }
-        for _ in 0..<27 { zones[scheduler.place(request()).value!.first!, default: 0] += 1 }
-        #expect(zones == ["a": 10, "b": 10, "c": 10])
-        // Inside zone a, the 10 replicas are spread over its 4 nodes: 3, 3, 2, 2.
-        let inA = ["a1", "a2", "a3", "a4"].map { scheduler.replicas(of: "default/web", on: $0) }.sorted()
-        #expect(inA == [2, 2, 3, 3])
+        #expect(first == ["a1", "b1", "c1"])
+        for _ in 0..<27 { _ = scheduler.place(request()) }
+        #expect(nodes.map { scheduler.replicas(of: "default/web", on: $0.name) } == [5, 5, 5, 5, 5, 5])
+    }
+
+    @Test func nodesWithoutAZoneShareOne() {
+        var scheduler = Scheduler(nodes: [node("x1"), node("x2"), node("z1", zone: "z")])
+        #expect(scheduler.place(request()).value == "x1")
+        // x2 has no replica but its zone ("") has one; z1's zone has none.
+        #expect(scheduler.place(request()).value == "z1")
+        #expect(scheduler.place(request()).value == "x2")
     }
 
     @Test func zoneSpreadIsAmongFeasibleNodes() {
