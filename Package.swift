@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "weft", targets: ["weft"]),
         .executable(name: "weft-demo", targets: ["weft-demo"]),
+        .executable(name: "weft-bench", targets: ["weft-bench"]),
         .library(name: "WeftCore", targets: ["WeftCore"]),
     ],
     dependencies: [
@@ -102,6 +103,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], path: "examples/weft-demo"),
+        // In-process benchmarks of the pure core (bench/scheduler/run.sh); not part of the weft CLI.
+        .executableTarget(name: "weft-bench", dependencies: ["WeftCore"], path: "bench/weft-bench"),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore"]),
         .testTarget(name: "WeftPKITests", dependencies: ["WeftPKI"]),
