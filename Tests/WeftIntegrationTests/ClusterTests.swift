@@ -226,4 +226,46 @@ struct ClusterTests {
             #expect(described.stdout.contains("Failing"), "\(described)")
         }
     }
+
+    @Test("a replica no node can take stays Pending, and weft describe says which filter turned how many nodes down")
+    func unschedulableReason() async throws {
+        try await withWeftServer { server in
+            let manifest = """
+                apiVersion: weft/v1
+                kind: Deployment
+                metadata:
+                  name: too-big
+                spec:
+                  template:
+                    spec:
+                      command: ["/bin/sh", "-c", "exec sleep 300"]
+                      resources:
+                        requests: {cpu: "100000"}
+                ---
+                apiVersion: weft/v1
+                kind: Deployment
+                metadata:
+                  name: elsewhere
+                spec:
+                  template:
+                    spec:
+                      command: ["/bin/sh", "-c", "exec sleep 300"]
+                      nodeSelector: {disktype: ssd}
+                """
+            let path = try writeTemporaryFile(manifest, in: server.dataDirectory, name: "unschedulable.yaml")
+            #expect(try await server.cli(["apply", "-f", path]).exit == .exited(0))
+            for (deployment, reason) in [("too-big", "0/1 nodes available: 1 insufficient cpu"),
+                                         ("elsewhere", "0/1 nodes available: 1 node(s) didn't match nodeSelector")] {
+                var name = ""
+                try await eventually("\(deployment) pending with its reason") {
+                    guard let item = try await server.items("replicas").first(where: { $0["deployment"] as? String == deployment }),
+                          let status = item["status"] as? [String: Any] else { return false }
+                    name = item["name"] as? String ?? ""
+                    return item["phase"] as? String == "Pending" && status["message"] as? String == reason
+                }
+                let described = try await server.cli(["describe", "replica", name])
+                #expect(described.stdout.contains("Message:") && described.stdout.contains(reason), "\(described)")
+            }
+        }
+    }
 }
