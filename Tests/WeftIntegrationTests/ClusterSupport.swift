@@ -140,10 +140,15 @@ func killProcesses(withEnvironment entry: String) {
 
 /// Whether `pid` is a live (not zombie) process.
 func isAlive(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return false }
-    let state = stat[stat.index(close, offsetBy: 2)]
-    return state != "Z" && state != "X"
+    // A killed multi-threaded process shows its leader as a zombie while its other threads are still
+    // exiting, with its sockets still open: it is alive until every thread is gone or a zombie.
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return false }
+    return tasks.contains { task in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
 }
 
 /// A deployment of `replicas` weft-demo replicas, tagged with `marker` so its processes can be found.
