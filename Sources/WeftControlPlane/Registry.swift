@@ -194,6 +194,8 @@ public struct Registry: Sendable {
                 let existing = try ResourceCodec.decode(Node.self, from: stored)
                 object.metadata = existing.metadata
                 if let labels = node.metadata.labels { object.metadata.labels = labels }
+                // A heartbeat without a spec keeps the one stored (a cordon or taints set by someone else).
+                if node.spec == nil { object.spec = existing.spec }
                 write = .update(key, try ResourceCodec.encode(object), ifRevision: stored.revision)
             } else {
                 object.metadata.uid = UUID().uuidString.lowercased()

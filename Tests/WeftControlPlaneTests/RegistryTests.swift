@@ -158,4 +158,18 @@ struct RegistryTests {
             #expect(second.status?.lastHeartbeat == "t2")
         }
     }
+
+    @Test("a heartbeat without a spec keeps the stored cordon and taints; one with a spec replaces them")
+    func heartbeatKeepsSpec() async throws {
+        try await withRegistry { fixture in
+            let spec = NodeSpec(unschedulable: true, taints: [Taint(key: "gpu", value: "yes", effect: "NoSchedule")])
+            _ = try await fixture.registry.putNode(Node(metadata: ObjectMeta(name: "n1"), spec: spec, status: NodeStatus(ready: true)))
+            _ = try await fixture.registry.putNode(Node(metadata: ObjectMeta(name: "n1"), status: NodeStatus(ready: true, lastHeartbeat: "t2")))
+            let (kept, _) = try #require(try await fixture.registry.typed(Node.self, namespace: "", name: "n1"))
+            #expect(kept.spec == spec)
+            _ = try await fixture.registry.putNode(Node(metadata: ObjectMeta(name: "n1"), spec: NodeSpec(), status: NodeStatus(ready: true)))
+            let (replaced, _) = try #require(try await fixture.registry.typed(Node.self, namespace: "", name: "n1"))
+            #expect(replaced.spec == NodeSpec())
+        }
+    }
 }
