@@ -206,7 +206,15 @@ public final class SQLiteStore: ObjectStore, Sendable {
         defer { hub.finishAll() }
         do {
             // Waits for running reads and writes; in-flight commits still publish to joined watchers.
-            try pool.close()
+            // The wait blocks a thread, so it happens on a Dispatch thread: blocking the few Swift
+            // concurrency threads here can starve the very reads it waits for (seen as a hang when
+            // two stores closed at once on a 2-core machine).
+            let pool = self.pool
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { try pool.close() })
+                }
+            }
         } catch {
             throw StoreError(.io, message: "closing store database \(path) failed: \(error)")
         }
