@@ -81,7 +81,7 @@ let package = Package(
         ]),
         // Node agent: runs the replicas assigned to its node.
         .target(name: "WeftAgent", dependencies: [
-            "WeftCore", "WeftClient", "WeftRuntime", "WeftProxy", "WeftDNS",
+            "WeftCore", "WeftClient", "WeftRuntime", "WeftProxy", "WeftDNS", "WeftPKI",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -23,10 +23,14 @@ public struct AgentConfiguration: Sendable {
     public var clusterDomain: String
     /// TTL of the cluster zone's records and of its negative answers.
     public var dnsTTL: UInt32
+    /// SPIFFE trust domain of the node's certificate (`spiffe://<trustDomain>/node/<name>`); nil: the
+    /// agent asks for none.
+    public var trustDomain: String?
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
                 heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:],
-                dns: DNSServerConfiguration? = nil, clusterDomain: String = "weft.internal", dnsTTL: UInt32 = 5) {
+                dns: DNSServerConfiguration? = nil, clusterDomain: String = "weft.internal", dnsTTL: UInt32 = 5,
+                trustDomain: String? = nil) {
         self.nodeName = nodeName
         self.nodeAddress = nodeAddress
         self.stateDirectory = stateDirectory
@@ -37,6 +41,12 @@ public struct AgentConfiguration: Sendable {
         self.dns = dns
         self.clusterDomain = clusterDomain
         self.dnsTTL = dnsTTL
+        self.trustDomain = trustDomain
+    }
+
+    /// Where the node's key, certificate and trust bundle are kept.
+    public var identityDirectory: String {
+        (stateDirectory as NSString).appendingPathComponent("identity")
     }
 
     /// The log directory of one namespace.

@@ -6,6 +6,7 @@ import ServiceLifecycle
 import WeftClient
 import WeftCore
 import WeftDNS
+import WeftPKI
 import WeftProxy
 import WeftRuntime
 
@@ -26,6 +27,10 @@ public struct NodeAgent: ServiceLifecycle.Service {
     }
 
     public func run() async throws {
+        let nodeIdentity = try configuration.trustDomain.map {
+            NodeIdentity(identity: try SPIFFEID.node(configuration.nodeName, trustDomain: $0),
+                         directory: configuration.identityDirectory, client: client, logger: logger)
+        }
         let ledger = try ProcessLedger(directory: configuration.stateDirectory, logger: logger)
         await ledger.killLeftovers(grace: .seconds(5))
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -45,6 +50,9 @@ public struct NodeAgent: ServiceLifecycle.Service {
         let proxy = NodeProxy(group: proxyGroup, logger: logger)
         let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) }, logger: logger)
         await withDiscardingTaskGroup { group in
+            if let nodeIdentity {
+                group.addTask { await nodeIdentity.run() }
+            }
             group.addTask { await self.heartbeat() }
             group.addTask { await self.watchReplicas(supervisor) }
             group.addTask { await routing.run(client: self.client) }

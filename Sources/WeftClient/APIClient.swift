@@ -114,6 +114,12 @@ public final class APIClient: Sendable {
         try await send(.PUT, Self.objectPath(.replica, namespace: namespace, name: name) + "/status", body: try Self.encode(status))
     }
 
+    /// Has the cluster CA certify `csrPEM` for the SPIFFE ID `identity` (agents).
+    public func signCertificate(csrPEM: String, identity: String) async throws -> IssuedCertificate {
+        try await send(.POST, "/api/v1/certificates", body: try Self.encode(CertificateRequest(csr: csrPEM, identity: identity)),
+                       decoding: IssuedCertificate.self)
+    }
+
     /// Registers a node or renews its heartbeat (agents).
     public func putNode(_ node: Node) async throws {
         try await send(.PUT, Self.objectPath(.node, namespace: nil, name: node.metadata.name), body: try Self.encode(node))

@@ -36,14 +36,15 @@ public enum APIServer {
     /// Builds the server as a `Service`. `onListening` receives the bound address (the real port when
     /// asked for port 0).
     public static func make(
-        configuration: APIServerConfiguration, registry: Registry, logs: (any ReplicaLogSource)?, logger: Logger,
+        configuration: APIServerConfiguration, registry: Registry, logs: (any ReplicaLogSource)?,
+        signer: CertificateSigner? = nil, logger: Logger,
         onListening: @escaping @Sendable (SocketAddress) async -> Void
     ) throws -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get("healthz") { _, _ in "ok\n" }
         let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(token: configuration.token))
-        let routes = Routes(registry: registry, logs: logs, logger: logger)
+        let routes = Routes(registry: registry, logs: logs, signer: signer, logger: logger)
         routes.register(on: api)
 
         var tls = TLSConfiguration.makeServerConfiguration(

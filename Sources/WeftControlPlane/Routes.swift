@@ -10,12 +10,20 @@ import WeftStore
 struct Routes: Sendable {
     let registry: Registry
     let logs: (any ReplicaLogSource)?
+    let signer: CertificateSigner?
     let logger: Logger
     static let maxBody = 8 * 1024 * 1024
     static let bookmarkInterval = Duration.seconds(5)
 
     func register(on api: RouterGroup<BasicRequestContext>) {
         api.post("apply") { request, context in try await apply(request, context) }
+        api.post("certificates") { request, _ in
+            guard let signer else { throw APIFailure(code: 404, message: "this server signs no certificates") }
+            let body = try await decodeBody(CertificateRequest.self, request)
+            let issued = try signer.sign(body)
+            logger.info("certificate issued", metadata: ["identity": "\(body.identity)", "notAfter": "\(issued.notAfter)"])
+            return try JSONResponse.make(issued, status: .created)
+        }
         // Every path is spelled out per kind: the router does not backtrack from a literal segment
         // (`deployments` in `.../deployments/:name/scale`) to a parameter (`:plural`).
         for kind in ResourceKind.allCases {

@@ -31,3 +31,28 @@ public struct InvalidField: Codable, Sendable, Equatable {
         self.message = message
     }
 }
+
+/// `POST /api/v1/certificates`: a CSR (PEM) and the SPIFFE ID it should be certified for.
+public struct CertificateRequest: Codable, Sendable, Hashable {
+    public var csr: String
+    public var identity: String
+
+    public init(csr: String, identity: String) {
+        self.csr = csr
+        self.identity = identity
+    }
+}
+
+/// The answer: the certificate (PEM), the trust bundle to verify peers with (PEM roots), and when the
+/// certificate expires (ISO 8601).
+public struct IssuedCertificate: Codable, Sendable, Hashable {
+    public var certificate: String
+    public var trustBundle: [String]
+    public var notAfter: String
+
+    public init(certificate: String, trustBundle: [String], notAfter: String) {
+        self.certificate = certificate
+        self.trustBundle = trustBundle
+        self.notAfter = notAfter
+    }
+}

@@ -49,6 +49,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "TTL in seconds of cluster DNS answers (and of their negative answers).")
     var dnsTtl: UInt32 = 5
 
+    @Option(name: .long, help: "SPIFFE trust domain of node and workload certificates (default: the cluster domain).")
+    var trustDomain: String?
+
+    @Option(name: .long, help: "Lifetime in seconds of node and workload certificates; they are renewed at half of it.")
+    var svidTtl: Int = 86_400
+
     @Flag(name: .long, help: "Run no DNS server on this node.")
     var noDns = false
 
@@ -73,6 +79,15 @@ struct ServerCommand: AsyncParsableCommand {
         }
 
         let dns = try dnsConfiguration(logger: logger)
+        let domain = trustDomain ?? clusterDomain
+        do {
+            _ = try SPIFFEID.node("probe", trustDomain: domain)
+        } catch {
+            throw ValidationError("--trust-domain: \(error)")
+        }
+        guard (10...(366 * 86_400)).contains(svidTtl) else {
+            throw ValidationError("--svid-ttl: \(svidTtl) s is outside 10 s to 366 days")
+        }
 
         guard let serviceBlock = IPv4CIDR(serviceCidr) else {
             throw ValidationError("--service-cidr: \"\(serviceCidr)\" is not an IPv4 block such as 127.10.0.0/16 (prefix 8 to 30, host bits zero)")
@@ -93,6 +108,7 @@ struct ServerCommand: AsyncParsableCommand {
             configuration: APIServerConfiguration(host: host, port: port, certificatePath: pki.serverCertificatePath,
                                                   keyPath: pki.serverKeyPath, token: pki.token),
             registry: registry, logs: noAgent ? nil : LocalReplicaLogs(directory: logDirectory),
+            signer: CertificateSigner(authority: pki.ca, trustDomain: domain, validity: TimeInterval(svidTtl)),
             logger: Logger(label: "weft.api"),
             onListening: { address in
                 let url = "https://\(ListenAddress.urlHost(host, bound: address)):\(address.port ?? port)"
@@ -114,7 +130,7 @@ struct ServerCommand: AsyncParsableCommand {
             let agent = AgentConfiguration(
                 nodeName: node, stateDirectory: (dataDirectory as NSString).appendingPathComponent("agent"),
                 logDirectory: logDirectory, extraPath: [Paths.executableDirectory()],
-                dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsTtl)
+                dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsTtl, trustDomain: domain)
             services.append(LocalAgent(configuration: agent, adminPath: adminPath, listening: listening, logger: Logger(label: "weft.agent")))
         }
         // Services stop in reverse order: the agent stops its replicas first, the API server last.
