@@ -122,7 +122,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "WeftControlPlaneTests", dependencies: ["WeftControlPlane", "WeftStore", "WeftCore"]),
+        .testTarget(name: "WeftControlPlaneTests", dependencies: ["WeftControlPlane", "WeftStore", "WeftCore", "WeftPKI"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: [
             "WeftCore", "WeftClient", "weft", "weft-demo",
         ]),
