@@ -19,6 +19,9 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from report_common import fmt, fmt_ratio, percentile, ratio, read_meta  # noqa: E402
+
 TARGETS = ["weft", "unbound"]
 LABEL = {"weft": "Weft", "unbound": "unbound"}
 VERBOSE = re.compile(r"^> (\S+) \S+ \S+ ([0-9.]+)$")
@@ -55,25 +58,6 @@ def parse(path, warmup_fraction=0.0):
     return r
 
 
-def percentile(sorted_values, q):
-    """Nearest-rank percentile (q in 0..100) of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil
-    return sorted_values[min(len(sorted_values), int(rank)) - 1]
-
-
-def read_meta(dir_):
-    meta = {}
-    path = os.path.join(dir_, "meta.env")
-    if os.path.exists(path):
-        for line in open(path):
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
-                meta[k] = v
-    return meta
-
-
 def phase(dir_, name, target, warmup_fraction):
     """Per-target summary of one phase over its repetitions."""
     outs = sorted(glob.glob(os.path.join(dir_, name, f"{target}.*.out")))
@@ -103,22 +87,6 @@ def phase(dir_, name, target, warmup_fraction):
         "cpu": statistics.median(cpu_per_q) if cpu_per_q else None,
         "codes": runs[0]["codes"],
     }
-
-
-def fmt(x, digits=0):
-    if x is None or x != x:
-        return "—"
-    return f"{x:,.{digits}f}"
-
-
-def ratio(a, b):
-    if a is None or b is None or a != a or b != b or b == 0:
-        return None
-    return a / b
-
-
-def fmt_ratio(r):
-    return "—" if r is None else f"{r:.2f}×"
 
 
 def table(dir_):

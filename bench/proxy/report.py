@@ -21,6 +21,9 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from report_common import fmt, fmt_ratio, percentile, ratio, read_meta  # noqa: E402
+
 TARGETS = ["direct", "haproxy", "weft"]
 LABEL = {"direct": "direct", "haproxy": "HAProxy", "weft": "Weft"}
 
@@ -46,14 +49,6 @@ def wrk_result(path):
 def median_rps(paths):
     values = [r[0] for r in (wrk_result(p) for p in paths) if r]
     return int(statistics.median(values)) if values else 0
-
-
-def percentile(sorted_values, q):
-    """Nearest-rank percentile (q in 0..100) of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil
-    return sorted_values[int(rank) - 1]
 
 
 def h2load_rows(path, warmup_s):
@@ -125,33 +120,6 @@ def cpu_per_request(dir_, target):
     return statistics.median(values) if values else None
 
 
-def read_meta(dir_):
-    meta = {}
-    path = os.path.join(dir_, "meta.env")
-    if os.path.exists(path):
-        for line in open(path):
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
-                meta[k] = v
-    return meta
-
-
-def fmt_num(x, digits=0):
-    if x is None or x != x:
-        return "—"
-    return f"{x:,.{digits}f}"
-
-
-def ratio(a, b):
-    if a is None or b is None or a != a or b != b or b == 0:
-        return None
-    return a / b
-
-
-def fmt_ratio(r):
-    return "—" if r is None else f"{r:.2f}×"
-
-
 def table(dir_):
     meta = read_meta(dir_)
     targets = [t for t in TARGETS if t in meta.get("targets", " ".join(TARGETS)).split()]
@@ -199,7 +167,7 @@ def table(dir_):
     print(header + " |")
     print(sep)
     for label, values, digits, key in rows:
-        line = f"| {label} | " + " | ".join(fmt_num(values.get(t), digits) for t in targets)
+        line = f"| {label} | " + " | ".join(fmt(values.get(t), digits) for t in targets)
         if has["weft"] and has["haproxy"]:
             line += " | " + fmt_ratio(ratio(values.get("weft"), values.get("haproxy")))
         if has["weft"] and has["direct"]:
@@ -210,7 +178,7 @@ def table(dir_):
     # Achieved rates and failures: a latency number is only meaningful at the rate it was taken at.
     print("Achieved fixed rates (req/s, median over repetitions, after the warm-up second): "
           + "; ".join(
-              f"{LABEL[t]} keep-alive {fmt_num(lka[t]['rate'] if lka[t] else None)}, new-conn {fmt_num(lnew[t]['rate'] if lnew[t] else None)}"
+              f"{LABEL[t]} keep-alive {fmt(lka[t]['rate'] if lka[t] else None)}, new-conn {fmt(lnew[t]['rate'] if lnew[t] else None)}"
               for t in targets))
     problems = []
     for t in targets:
