@@ -68,6 +68,7 @@ done
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/noise.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/profile.sh"
 has() { case " $targets " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # --- tools ------------------------------------------------------------------------------------------
@@ -436,15 +437,7 @@ if [ $profile = 1 ] && has weft; then
     bounded $((tp_duration + 30)) dnsperf -s 127.0.0.1 -p "$weft_port" -d "$work/queries.txt" -l "$tp_duration" \
         -c "$clients" -q "$outstanding" >"$res/profile.dnsperf" 2>&1 || true
     wait "$perf_pid" || true
-    demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
-    perf_top() { # extra perf report options...
-        perf report -i "$work/perf.data" --stdio -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' |
-            sed 's/[ -]*$//; s/   */  /g' | demangle || true
-    }
-    perf_top --no-children --sort dso --percent-limit 0.5 >"$res/profile-dso.txt"
-    perf_top --no-children --sort dso,symbol --percent-limit 0.5 >"$res/profile.txt"
-    perf_top --no-children --sort dso,symbol --percent-limit 0.1 | grep -v '\[k\]' >"$res/profile-user.txt"
-    perf_top --children --sort symbol --percent-limit 1 | grep -v '\[k\]' >"$res/profile-inclusive.txt"
+    perf_summaries "$work/perf.data" "$res" 0.5
 fi
 
 # --- report -----------------------------------------------------------------------------------------
@@ -482,18 +475,5 @@ echo "Source: $source_note; $(swift --version 2>/dev/null | grep -o 'Swift versi
 echo
 python3 "$repo/bench/dns/report.py" table "$res"
 [ -n "$quiet_note" ] && echo "- WARNING: $quiet_note"
-if [ -s "$res/profile.txt" ]; then
-    echo
-    echo "Profile of the weft server under dnsperf ($(qps_of "$res/profile.dnsperf" | cut -d. -f1) queries/s); self time by shared object:"
-    echo '```'
-    head -n 8 "$res/profile-dso.txt"
-    echo '```'
-    echo "Top symbols, self time (all, then user space only):"
-    echo '```'
-    head -n 20 "$res/profile.txt" | cut -c1-170
-    echo '...'
-    head -n 25 "$res/profile-user.txt" | cut -c1-170
-    echo '```'
-    echo "(Inclusive user-space times, from the call graphs: results/profile-inclusive.txt in the --out directory.)"
-fi
+[ -s "$res/profile.txt" ] && print_profile "$res" "Profile of the weft server under dnsperf ($(qps_of "$res/profile.dnsperf" | cut -d. -f1) queries/s)" 20 25 170
 exit 0

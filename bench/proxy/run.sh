@@ -57,6 +57,7 @@ done
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/noise.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/profile.sh"
 has() { case " $targets " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 drop_target() { targets=$(echo " $targets " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
 
@@ -365,15 +366,7 @@ if [ -n "$profile" ] && [ -n "${proxy_pid[$profile]:-}" ]; then
     bounded $((tp_duration + 30)) wrk -t$wrk_threads -c$wrk_conns -d${tp_duration}s "${profile_args[@]}" "${url[$profile]}" \
         >"$res/profile.wrk"
     wait "$perf_pid" || true
-    demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
-    perf_top() { # extra perf report options...
-        perf report -i "$work/perf.data" --stdio -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' |
-            sed 's/[ -]*$//; s/   */  /g' | demangle || true
-    }
-    perf_top --no-children --sort dso --percent-limit 0.5 >"$res/profile-dso.txt"
-    perf_top --no-children --sort dso,symbol --percent-limit 0.7 >"$res/profile.txt"
-    perf_top --no-children --sort dso,symbol --percent-limit 0.1 | grep -v '\[k\]' >"$res/profile-user.txt"
-    perf_top --children --sort symbol --percent-limit 1 | grep -v '\[k\]' >"$res/profile-inclusive.txt"
+    perf_summaries "$work/perf.data" "$res" 0.7
 fi
 
 # --- report -----------------------------------------------------------------------------------------
@@ -404,18 +397,5 @@ echo
 python3 "$repo/bench/proxy/report.py" table "$res"
 [ -n "$weft_note" ] && echo "- WARNING: $weft_note"
 [ -n "$quiet_note" ] && echo "- WARNING: $quiet_note"
-if [ -s "$res/profile.txt" ]; then
-    echo
-    echo "Profile of $profile, $profile_kind ($(grep -o 'Requests/sec:.*' "$res/profile.wrk")); self time by shared object:"
-    echo '```'
-    head -n 8 "$res/profile-dso.txt"
-    echo '```'
-    echo "Top symbols, self time (all, then user space only):"
-    echo '```'
-    head -n 15 "$res/profile.txt" | cut -c1-160
-    echo '...'
-    head -n 15 "$res/profile-user.txt" | cut -c1-160
-    echo '```'
-    echo "(Inclusive user-space times, from the call graphs: results/profile-inclusive.txt in the --out directory.)"
-fi
+[ -s "$res/profile.txt" ] && print_profile "$res" "Profile of $profile, $profile_kind ($(grep -o 'Requests/sec:.*' "$res/profile.wrk"))" 15 15 160
 exit 0
