@@ -26,14 +26,7 @@ struct HashRing: Sendable {
 
     /// Rebuilds the ring when the `(id, weight)` list differs from the one it was built from.
     mutating func update(_ backends: [BackendSnapshot]) {
-        if backends.count == ids.count {
-            var same = true
-            for index in backends.indices where backends[index].weight != weights[index] || backends[index].id != ids[index] {
-                same = false
-                break
-            }
-            if same { return }
-        }
+        if backends.have(ids: ids, weights: weights) { return }
         ids = backends.map(\.id)
         weights = backends.map(\.weight)
 

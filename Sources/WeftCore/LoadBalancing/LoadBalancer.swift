@@ -170,18 +170,23 @@ struct SmoothWeightedRoundRobin: Sendable {
 
     /// Rebuilds the state when ids or weights changed, keeping the current value of backends that stay.
     private mutating func synchronize(with backends: [BackendSnapshot]) {
-        if backends.count == ids.count {
-            var same = true
-            for index in backends.indices where backends[index].weight != weights[index] || backends[index].id != ids[index] {
-                same = false
-                break
-            }
-            if same { return }
-        }
+        if backends.have(ids: ids, weights: weights) { return }
         var previous: [String: Int] = [:]
         for index in ids.indices { previous[ids[index]] = current[index] }
         ids = backends.map(\.id)
         weights = backends.map(\.weight)
         current = ids.map { previous[$0] ?? 0 }
+    }
+}
+
+extension [BackendSnapshot] {
+    /// Whether these backends are exactly `ids` with `weights`, in that order: what a picker's state
+    /// was built from, so it need not be rebuilt.
+    func have(ids: [String], weights: [Int]) -> Bool {
+        guard count == ids.count else { return false }
+        for index in indices where self[index].weight != weights[index] || self[index].id != ids[index] {
+            return false
+        }
+        return true
     }
 }
