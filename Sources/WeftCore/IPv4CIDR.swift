@@ -37,11 +37,10 @@ public struct IPv4CIDR: Sendable, Hashable, CustomStringConvertible {
     public var isLoopback: Bool { network >> 24 == 127 }
 
     static func parseAddress(_ text: String) -> UInt32? {
-        guard IPAddressText.isIPv4(text) else { return nil }
-        return text.split(separator: ".").reduce(UInt32(0)) { $0 << 8 | UInt32($1)! }
+        IPv4Address(text)?.value
     }
 
     static func format(_ value: UInt32) -> String {
-        "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)"
+        IPv4Address(value: value).description
     }
 }

@@ -403,13 +403,7 @@ public enum IntOrPercent: Sendable, Hashable {
 public enum IPAddressText {
     public static func isValid(_ s: String) -> Bool { isIPv4(s) || isIPv6(s) }
 
-    public static func isIPv4(_ s: String) -> Bool {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in
-            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber) && Int(part)! <= 255
-                && !(part.count > 1 && part.first == "0")
-        }
-    }
+    public static func isIPv4(_ s: String) -> Bool { IPv4Address(s) != nil }
 
     public static func isIPv6(_ s: String) -> Bool {
         guard s.contains(":"), s.count <= 45 else { return false }
