@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.35.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
@@ -46,12 +47,19 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Node proxy: VIP listeners, L4 load balancing, connection glue, outlier detection.
+        // Node proxy: VIP listeners, L4 load balancing, connection glue, outlier detection, and the
+        // mTLS tunnel between node proxies (HTTP/2 CONNECT).
         .target(name: "WeftProxy", dependencies: [
-            "WeftCore",
+            "WeftCore", "WeftPKI",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            .product(name: "X509", package: "swift-certificates"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Node DNS server: the cluster zone over UDP and TCP, forwarding with a cache.
@@ -110,8 +118,10 @@ let package = Package(
         .testTarget(name: "WeftPKITests", dependencies: ["WeftPKI"]),
         .testTarget(name: "WeftRuntimeTests", dependencies: ["WeftRuntime"]),
         .testTarget(name: "WeftProxyTests", dependencies: [
-            "WeftProxy", "WeftCore",
+            "WeftProxy", "WeftCore", "WeftPKI",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),

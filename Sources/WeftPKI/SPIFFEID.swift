@@ -58,6 +58,19 @@ public struct SPIFFEID: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "spiffe://\(trustDomain)\(path)" }
 
+    /// The name in a node ID (`/node/<name>`), else nil.
+    public var nodeName: String? {
+        let segments = path.split(separator: "/").map(String.init)
+        return segments.count == 2 && segments[0] == "node" ? segments[1] : nil
+    }
+
+    /// The namespace and service account in a workload ID (`/ns/<namespace>/sa/<account>`), else nil.
+    public var workload: (namespace: String, serviceAccount: String)? {
+        let segments = path.split(separator: "/").map(String.init)
+        guard segments.count == 4, segments[0] == "ns", segments[2] == "sa" else { return nil }
+        return (segments[1], segments[3])
+    }
+
     /// The one SPIFFE ID among `certificate`'s URI SANs. Nil when there is none or more than one: an
     /// SVID carries exactly one.
     public init?(certificate: Certificate) {

@@ -27,6 +27,8 @@ final class ListenerRuntime: Sendable {
     struct Pick: Sendable {
         var id: String
         var address: SocketAddress
+        /// Set when the backend is on another node: the connection goes through its tunnel.
+        var tunnel: TunnelEndpoint?
     }
 
     /// What a connection does once its backend connect succeeded.
@@ -41,6 +43,7 @@ final class ListenerRuntime: Sendable {
 
     private struct Backend {
         let address: SocketAddress
+        var tunnel: TunnelEndpoint?
         var inConfiguration = true
         /// Bumped on every removal so a drain timer armed for an earlier removal does nothing.
         var removalEpoch: UInt64 = 0
@@ -130,10 +133,10 @@ final class ListenerRuntime: Sendable {
                 id = s.balancer.pick(from: s.snapshots, clientKey: clientKey, excluding: tried.union(ejected), using: &s.rng)
                     ?? s.balancer.pick(from: s.snapshots, clientKey: clientKey, excluding: tried, using: &s.rng)
             }
-            guard let id, let index = s.position[id], let address = s.backends[id]?.address else { return nil }
+            guard let id, let index = s.position[id], let backend = s.backends[id] else { return nil }
             s.snapshots[index].activeConnections += 1
             s.backends[id]!.counters.connectionsActive += 1
-            return Pick(id: id, address: address)
+            return Pick(id: id, address: backend.address, tunnel: backend.tunnel)
         }
     }
 
@@ -295,6 +298,7 @@ final class ListenerRuntime: Sendable {
                 s.backends[id] = Backend(address: address, counters: BackendCounters(id: id))
             }
             s.backends[id]!.inConfiguration = true
+            s.backends[id]!.tunnel = backend.tunnel?.endpoint
             s.backends[id]!.counters.draining = false
             position[id] = snapshots.count
             snapshots.append(BackendSnapshot(

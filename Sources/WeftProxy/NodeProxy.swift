@@ -48,8 +48,10 @@ public final class NodeProxy: Sendable {
     /// - Parameters:
     ///   - group: the event loops for listeners and connections, typically
     ///     `MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)`.
-    public convenience init(group: any EventLoopGroup, logger: Logger) {
-        self.init(group: group, logger: logger, connector: .tcp)
+    ///   - mesh: how backends on other nodes are reached (through their tunnel); nil connects to every
+    ///     backend directly.
+    public convenience init(group: any EventLoopGroup, logger: Logger, mesh: MeshRouting? = nil) {
+        self.init(group: group, logger: logger, connector: mesh.map { .mesh($0) } ?? .tcp)
     }
 
     init(group: any EventLoopGroup, logger: Logger, connector: BackendConnector) {

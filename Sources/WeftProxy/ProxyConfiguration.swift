@@ -1,4 +1,5 @@
 import WeftCore
+import WeftPKI
 
 /// What the node proxy listens on and where each listener sends its connections.
 ///
@@ -159,13 +160,16 @@ public struct BackendConfiguration: Codable, Sendable, Equatable, Hashable {
     public var port: Int
     /// Relative share of new connections; 0 takes none. Default 100.
     public var weight: Int?
+    /// Reach the backend through another node's mTLS tunnel rather than directly.
+    public var tunnel: TunnelConfiguration?
 
     public static let defaultWeight = 100
 
-    public init(address: String, port: Int, weight: Int? = nil) {
+    public init(address: String, port: Int, weight: Int? = nil, tunnel: TunnelConfiguration? = nil) {
         self.address = address
         self.port = port
         self.weight = weight
+        self.tunnel = tunnel
     }
 
     /// The backend's identity in counters and load balancing: `address:port`.
@@ -178,7 +182,42 @@ public struct BackendConfiguration: Codable, Sendable, Equatable, Hashable {
         }
         if !(1...65535).contains(port) { errors.append((path / "port").error("must be between 1 and 65535")) }
         if let weight, weight < 0 { errors.append((path / "weight").error("must be 0 or more")) }
+        if let tunnel { errors += tunnel.validate(at: path / "tunnel") }
         return errors
+    }
+}
+
+/// The node a backend is reached through: its proxy's inbound tunnel port and the SPIFFE ID its
+/// certificate must carry. The proxy opens an HTTP/2 CONNECT stream there for each connection.
+public struct TunnelConfiguration: Codable, Sendable, Equatable, Hashable {
+    /// `ip:port` of the node's inbound tunnel port (IPv6 in brackets).
+    public var address: String
+    /// The node's SPIFFE ID, `spiffe://<trust-domain>/node/<name>`.
+    public var identity: String
+
+    public init(address: String, identity: String) {
+        self.address = address
+        self.identity = identity
+    }
+
+    func validate(at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        if InboundService.address(address) == nil {
+            errors.append((path / "address").error("must be IP:PORT (IPv6 in brackets), got \"\(address)\""))
+        }
+        do {
+            if try SPIFFEID(parsing: identity).nodeName == nil {
+                errors.append((path / "identity").error("must be a node SPIFFE ID, spiffe://<trust-domain>/node/<name>"))
+            }
+        } catch {
+            errors.append((path / "identity").error("\(error)"))
+        }
+        return errors
+    }
+
+    var endpoint: TunnelEndpoint? {
+        guard let address = InboundService.address(address), let id = try? SPIFFEID(parsing: identity) else { return nil }
+        return TunnelEndpoint(address: address, identity: id)
     }
 }
 

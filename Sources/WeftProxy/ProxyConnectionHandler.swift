@@ -1,17 +1,47 @@
 import NIOCore
 import NIOPosix
+import WeftPKI
 
 /// Opens connections to backends on the client's own event loop.
 struct BackendConnector: Sendable {
-    var connect: @Sendable (_ address: SocketAddress, _ loop: any EventLoop, _ timeout: TimeAmount) -> EventLoopFuture<any Channel>
+    var connect: @Sendable (_ backend: ListenerRuntime.Pick, _ client: any Channel, _ timeout: TimeAmount) -> EventLoopFuture<any Channel>
 
     /// TCP with TCP_NODELAY and half-closure, on the given loop (no hop between the two channels).
-    static let tcp = BackendConnector { address, loop, timeout in
+    static let tcp = BackendConnector { backend, client, timeout in
+        tcpConnect(backend.address, loop: client.eventLoop, timeout: timeout)
+    }
+
+    static func tcpConnect(_ address: SocketAddress, loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connect(to: address)
+    }
+
+    /// Backends on this node by TCP; backends on other nodes through their tunnel, as the workload
+    /// `mesh.sourceIdentity` finds behind the client connection (none when it is not a local replica).
+    static func mesh(_ mesh: MeshRouting) -> BackendConnector {
+        BackendConnector { backend, client, timeout in
+            guard let tunnel = backend.tunnel else {
+                return tcpConnect(backend.address, loop: client.eventLoop, timeout: timeout)
+            }
+            let source = mesh.sourceIdentity(client.remoteAddress, client.localAddress)
+            return mesh.tunnels.openStream(to: tunnel, authority: backend.id, source: source?.description,
+                                           on: client.eventLoop, timeout: timeout)
+        }
+    }
+}
+
+/// How the node proxy reaches backends on other nodes: the tunnel client, and how to tell which
+/// local workload opened a client connection (by its `remote` and `local` addresses).
+public struct MeshRouting: Sendable {
+    public var tunnels: TunnelClient
+    public var sourceIdentity: @Sendable (_ remote: SocketAddress?, _ local: SocketAddress?) -> SPIFFEID?
+
+    public init(tunnels: TunnelClient, sourceIdentity: @escaping @Sendable (SocketAddress?, SocketAddress?) -> SPIFFEID?) {
+        self.tunnels = tunnels
+        self.sourceIdentity = sourceIdentity
     }
 }
 
@@ -106,7 +136,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         attempts += 1
         tried.insert(pick.id)
         let started = NIODeadline.now()
-        connector.connect(pick.address, context.eventLoop, settings.connectTimeout)
+        connector.connect(pick, context.channel, settings.connectTimeout)
             .assumeIsolated()
             .whenComplete { result in
                 self.connectFinished(result, backend: pick.id, started: started, context: context)
@@ -115,6 +145,11 @@ final class ProxyConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     private func connectFinished(_ result: Result<any Channel, any Error>, backend: String, started: NIODeadline, context: ChannelHandlerContext) {
         switch result {
+        case .failure(let error as TunnelRefusal) where error.isDenied:
+            // Authorization refused the stream at the destination: any other endpoint would too, and
+            // the backend is healthy, so no retry and no outlier mark.
+            runtime.abandoned(backend: backend)
+            giveUp(context: context)
         case .failure:
             runtime.connectFailed(connection: connection, backend: backend)
             if case .connecting = state { connectNext(context: context) }

@@ -51,8 +51,9 @@ final class EmbeddedProxy: @unchecked Sendable {
     }
 
     var connector: BackendConnector {
-        BackendConnector { address, loop, _ in
-            let port = address.port!
+        BackendConnector { backend, client, _ in
+            let loop = client.eventLoop
+            let port = backend.address.port!
             if self.refusing.contains(port) {
                 return loop.makeFailedFuture(ChannelError.connectTimeout(.seconds(1)))
             }

@@ -1,0 +1,200 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import Synchronization
+import WeftPKI
+
+/// Where a tunnelled backend is reached: the destination node's inbound address and the SPIFFE ID
+/// its certificate must carry.
+struct TunnelEndpoint: Sendable, Hashable {
+    var address: SocketAddress
+    var identity: SPIFFEID
+
+    var key: String { "\(identity)@\(address)" }
+}
+
+/// Opens tunnel streams to other nodes' proxies over pooled mTLS HTTP/2 connections.
+///
+/// Each event loop has its own pool, so a stream, its client connection and its tunnel connection share
+/// one thread. Per destination node, streams share connections up to `maxStreamsPerConnection` each; a
+/// connection with no streams closes after `idleTimeout`. When the node's credentials change
+/// (`MeshTLS.generation`), new streams go to new connections and old connections close once their
+/// streams are done — open streams are never cut.
+public final class TunnelClient: Sendable {
+    public struct Settings: Sendable {
+        public var maxStreamsPerConnection = 100
+        public var idleTimeout = TimeAmount.seconds(60)
+        public init() {}
+    }
+
+    private let tls: MeshTLS
+    private let settings: Settings
+    private let logger: Logger
+    private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<LoopPool>]>([:])
+    private let connectionsOpened = Atomic<Int>(0)
+    private let streamsOpened = Atomic<Int>(0)
+
+    public init(tls: MeshTLS, settings: Settings = Settings(), logger: Logger) {
+        self.tls = tls
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Connections opened and streams opened since start.
+    public var counters: (connections: Int, streams: Int) {
+        (connectionsOpened.load(ordering: .relaxed), streamsOpened.load(ordering: .relaxed))
+    }
+
+    /// A stream to `authority` (a replica's `ip:port`) through `endpoint`, spliced-ready once the
+    /// destination accepted it. Must be called on `loop`.
+    func openStream(to endpoint: TunnelEndpoint, authority: String, source: String?, on loop: any EventLoop,
+                    timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        loop.preconditionInEventLoop()
+        guard let contexts = tls.contexts else {
+            return loop.makeFailedFuture(TunnelPeerError(reason: "this node has no mesh certificate yet"))
+        }
+        let pool = self.pool(for: loop)
+        let connection = pool.connection(to: endpoint, generation: contexts.generation, maxStreams: settings.maxStreamsPerConnection)
+            ?? newConnection(to: endpoint, contexts: contexts, pool: pool, loop: loop, timeout: timeout)
+        connection.acquire()
+        streamsOpened.add(1, ordering: .relaxed)
+        let established = loop.makePromise(of: (any Channel).self)
+        connection.ready.assumeIsolated().whenComplete { result in
+            switch result {
+            case .failure(let error):
+                established.fail(error)
+                pool.release(connection, settings: self.settings, generation: self.tls.generation)
+            case .success(let multiplexer):
+                multiplexer.createStreamChannel { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(
+                            TunnelConnectClient(authority: authority, source: source, deadline: timeout, established: established))
+                    }
+                }.assumeIsolated().whenComplete { created in
+                    switch created {
+                    case .success(let stream):
+                        stream.closeFuture.assumeIsolated().whenComplete { _ in
+                            pool.release(connection, settings: self.settings, generation: self.tls.generation)
+                        }
+                    case .failure(let error):
+                        established.fail(error)
+                        pool.release(connection, settings: self.settings, generation: self.tls.generation)
+                    }
+                }
+            }
+        }
+        return established.futureResult
+    }
+
+    private func pool(for loop: any EventLoop) -> LoopPool {
+        let key = ObjectIdentifier(loop)
+        if let pool = pools.withLock({ $0[key] }) { return pool.value }
+        let pool = LoopPool()
+        pools.withLock { $0[key] = NIOLoopBound(pool, eventLoop: loop) }
+        return pool
+    }
+
+    private func newConnection(to endpoint: TunnelEndpoint, contexts: MeshTLS.Contexts, pool: LoopPool, loop: any EventLoop,
+                               timeout: TimeAmount) -> PooledConnection {
+        let ready = loop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
+        let maxStreams = settings.maxStreamsPerConnection
+        let connection = PooledConnection(endpoint: endpoint, generation: contexts.generation, ready: ready.futureResult)
+        pool.add(connection)
+        connectionsOpened.add(1, ordering: .relaxed)
+        let logger = self.logger
+        ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: contexts.client, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(
+                        TunnelClientHandshake(expected: endpoint.identity, maxConcurrentStreams: maxStreams, ready: ready))
+                }
+            }
+            .connect(to: endpoint.address)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    connection.channel = channel
+                    channel.closeFuture.assumeIsolated().whenComplete { _ in pool.remove(connection) }
+                case .failure(let error):
+                    ready.fail(TunnelPeerError(reason: "cannot connect to the tunnel of \(endpoint.identity) at \(endpoint.address): \(error)"))
+                    pool.remove(connection)
+                }
+            }
+        ready.futureResult.whenFailure { error in
+            logger.warning("tunnel connection failed", metadata: ["peer": "\(endpoint.identity)", "address": "\(endpoint.address)", "error": "\(error)"])
+        }
+        return connection
+    }
+}
+
+/// One event loop's tunnel connections, by destination. Used on that loop only.
+final class LoopPool {
+    private var connections: [String: [PooledConnection]] = [:]
+
+    /// A usable connection to `endpoint` made with the current credentials and below its stream limit.
+    func connection(to endpoint: TunnelEndpoint, generation: Int, maxStreams: Int) -> PooledConnection? {
+        connections[endpoint.key]?.first { !$0.closing && $0.generation == generation && $0.streams < maxStreams }
+    }
+
+    func add(_ connection: PooledConnection) {
+        connections[connection.endpoint.key, default: []].append(connection)
+    }
+
+    func remove(_ connection: PooledConnection) {
+        connection.closing = true
+        connections[connection.endpoint.key]?.removeAll { $0 === connection }
+        if connections[connection.endpoint.key]?.isEmpty == true { connections[connection.endpoint.key] = nil }
+    }
+
+    /// A stream of `connection` ended: a connection from older credentials closes once it has no
+    /// streams; a current one closes after `idleTimeout` without streams.
+    func release(_ connection: PooledConnection, settings: TunnelClient.Settings, generation: Int) {
+        connection.streams -= 1
+        guard connection.streams == 0, let channel = connection.channel else { return }
+        if connection.generation != generation {
+            remove(connection)
+            channel.close(promise: nil)
+            return
+        }
+        connection.idleTimer = channel.eventLoop.assumeIsolated().scheduleTask(in: settings.idleTimeout) { [self] in
+            guard connection.streams == 0 else { return }
+            remove(connection)
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// A tunnel connection and its open streams.
+final class PooledConnection {
+    let endpoint: TunnelEndpoint
+    let generation: Int
+    let ready: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>
+    var channel: (any Channel)?
+    var streams = 0
+    var closing = false
+    var idleTimer: Scheduled<Void>?
+
+    init(endpoint: TunnelEndpoint, generation: Int, ready: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>) {
+        self.endpoint = endpoint
+        self.generation = generation
+        self.ready = ready
+    }
+
+    func acquire() {
+        streams += 1
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+}
+
+@available(*, unavailable)
+extension LoopPool: Sendable {}
+
+@available(*, unavailable)
+extension PooledConnection: Sendable {}

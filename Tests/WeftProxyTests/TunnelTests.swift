@@ -1,0 +1,192 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import WeftCore
+import WeftPKI
+@testable import WeftProxy
+
+/// Node "a" (a `NodeProxy` with a tunnel client) reaching replicas of node "b" (a `TunnelInbound` in
+/// front of echo backends), all on loopback with real TLS and a real CA.
+final class TunnelFixture: Sendable {
+    static let trustDomain = "mesh.test"
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let ca: CertificateAuthority
+    let nodeA = try! SPIFFEID.node("a", trustDomain: trustDomain)
+    let nodeB = try! SPIFFEID.node("b", trustDomain: trustDomain)
+    let frontend = try! SPIFFEID.workload(namespace: "default", serviceAccount: "frontend", trustDomain: trustDomain)
+    let tlsA = MeshTLS()
+    let tlsB = MeshTLS()
+    let tunnels: TunnelClient
+    let proxy: NodeProxy
+    let sockets: SocketFixture
+    /// Every request the inbound was asked to decide.
+    let requests = Mutex<[TunnelRequest]>([])
+    let verdict = Mutex<TunnelVerdict>(.allow)
+    static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    init() throws {
+        ca = try CertificateAuthority.create()
+        try tlsA.update(try Self.credentials(nodeA, ca: ca))
+        try tlsB.update(try Self.credentials(nodeB, ca: ca))
+        tunnels = TunnelClient(tls: tlsA, logger: Self.logger)
+        let frontend = self.frontend
+        proxy = NodeProxy(group: group, logger: Self.logger,
+                          mesh: MeshRouting(tunnels: tunnels, sourceIdentity: { _, _ in frontend }))
+        sockets = SocketFixture()
+    }
+
+    static func credentials(_ id: SPIFFEID, ca: CertificateAuthority, validity: TimeInterval = 3600,
+                            now: Date = Date()) throws -> MeshCredentials {
+        let request = try IdentityRequest(identity: id)
+        let certificate = try ca.issue(csr: request.csr, identity: id, validity: validity, now: now)
+        return MeshCredentials(certificateChainPEM: try certificate.serializeAsPEM().pemString,
+                               privateKeyPEM: try request.privateKey.serializeAsPEM().pemString,
+                               trustBundlePEM: [ca.certificatePEM])
+    }
+
+    func startInbound(tls: MeshTLS? = nil) async throws -> TunnelInbound {
+        try await TunnelInbound.start(host: "127.0.0.1", port: 0, group: group, tls: tls ?? tlsB, authorize: { request in
+            self.requests.withLock { $0.append(request) }
+            return self.verdict.withLock { $0 }
+        }, logger: Self.logger)
+    }
+
+    /// A listener on node a whose only backend is `backendPort` on node b, through `inbound`.
+    func tunnelledListener(port: Int, backendPort: Int, inbound: TunnelInbound, identity: SPIFFEID? = nil) -> ListenerConfiguration {
+        let tunnel = TunnelConfiguration(address: "127.0.0.1:\(inbound.localAddress!.port!)", identity: (identity ?? nodeB).description)
+        return ListenerConfiguration(name: "cross", address: "127.0.0.1", port: port,
+                                     backends: [BackendConfiguration(address: "127.0.0.1", port: backendPort, tunnel: tunnel)],
+                                     connectAttempts: 1)
+    }
+
+    static func run(_ body: (TunnelFixture) async throws -> Void) async throws {
+        let fixture = try TunnelFixture()
+        var failure: (any Error)?
+        do { try await body(fixture) } catch { failure = error }
+        await fixture.proxy.shutdown()
+        await fixture.sockets.proxy.shutdown()
+        try? await fixture.group.shutdownGracefully()
+        try? await fixture.sockets.group.shutdownGracefully()
+        if let failure { throw failure }
+    }
+}
+
+@Suite("mTLS tunnel between node proxies", .timeLimit(.minutes(1)))
+struct TunnelTests {
+    @Test func streamsCrossNodesOverOnePooledConnection() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+
+            for i in 0..<20 {
+                #expect(try await f.sockets.exchange(port, "hello \(i)") == "b|hello \(i)")
+            }
+            // A large payload, to cross flow-control windows both ways.
+            let big = String(repeating: "0123456789", count: 900)
+            #expect(try await f.sockets.exchange(port, big) == "b|" + big)
+
+            #expect(inbound.counters().streams == 21)
+            #expect(inbound.counters().handshakeFailures == 0)
+            // Sequential streams from one event loop share one connection; at most one per loop.
+            #expect((1...2).contains(f.tunnels.counters.connections))
+            let requests = f.requests.withLock { $0 }
+            #expect(requests.count == 21)
+            #expect(requests.allSatisfy { $0.peer == f.nodeA && $0.source == f.frontend && $0.destination == "127.0.0.1:\(backendPort)" })
+        }
+    }
+
+    @Test func deniedStreamsAreRefusedAtTheDestinationWithoutRetryOrEjection() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            f.verdict.withLock { $0 = .deny("no rule allows it") }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            var listener = f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)
+            listener.connectAttempts = 3
+            try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
+
+            for _ in 0..<3 {
+                #expect(try await f.sockets.exchange(port, "hello") == "")
+            }
+            #expect(inbound.counters().denied == 3)
+            #expect(inbound.counters().streams == 0)
+            let counters = try #require(f.proxy.counters().first)
+            #expect(counters.connectionsFailed == 3)
+            #expect(counters.backends.first?.connectFailures == 0)
+            #expect(counters.backends.first?.ejected == false)
+        }
+    }
+
+    @Test func aPeerWithTheWrongIdentityGetsNothing() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            // Node a expects node c at b's address: the handshake succeeds, the identity check fails.
+            let nodeC = try SPIFFEID.node("c", trustDomain: TunnelFixture.trustDomain)
+            try await f.proxy.apply(ProxyConfiguration(listeners: [
+                f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound, identity: nodeC),
+            ]))
+            #expect(try await f.sockets.exchange(port, "hello") == "")
+            #expect(f.requests.withLock { $0.isEmpty })
+        }
+    }
+
+    @Test func aCertificateFromAnotherCAFailsTheHandshake() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            // Node a's certificate comes from a foreign CA (its bundle trusts both, so only b refuses).
+            let foreign = try CertificateAuthority.create(commonName: "foreign")
+            var credentials = try TunnelFixture.credentials(f.nodeA, ca: foreign)
+            credentials.trustBundlePEM.append(f.ca.certificatePEM)
+            try f.tlsA.update(credentials)
+            let port = try await f.sockets.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+            #expect(try await f.sockets.exchange(port, "hello") == "")
+            #expect(inbound.counters().handshakeFailures >= 1)
+            #expect(inbound.counters().streams == 0)
+        }
+    }
+
+    @Test func newCredentialsApplyToNewConnectionsAndOpenStreamsCarryOn() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+
+            let open = try await f.sockets.connect(port)
+            try await open.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                try await outbound.write(ByteBuffer(string: "before"))
+                #expect(try await readUntil(&iterator, contains: "before") == "b|before")
+                let connectionsBefore = f.tunnels.counters.connections
+
+                // Renewal: a new key and certificate for node a, and for node b's inbound.
+                try f.tlsA.update(try TunnelFixture.credentials(f.nodeA, ca: f.ca))
+                try f.tlsB.update(try TunnelFixture.credentials(f.nodeB, ca: f.ca))
+                #expect(try await f.sockets.exchange(port, "after") == "b|after")
+                #expect(f.tunnels.counters.connections == connectionsBefore + 1)
+
+                try await outbound.write(ByteBuffer(string: "still"))
+                #expect(try await readUntil(&iterator, contains: "still") == "still")
+            }
+        }
+    }
+}
