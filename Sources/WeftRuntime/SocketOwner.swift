@@ -57,15 +57,15 @@ public enum SocketOwner {
         #endif
     }
 
-    /// The first of `pids`, or of their children (three generations down), that holds the socket
-    /// with `inode`, or nil.
+    /// The one of `pids` that holds the socket with `inode`, itself or through a child (three
+    /// generations down), or nil.
     public static func owner(ofInode inode: UInt64, among pids: [Int32]) -> Int32? {
         #if os(Linux)
         let target = Array("socket:[\(inode)]".utf8)
-        var generation = pids
+        var generation = pids.map { (pid: $0, root: $0) }
         for _ in 0..<4 where !generation.isEmpty {
-            for pid in generation where holds(pid, target) { return pid }
-            generation = generation.flatMap(children)
+            for member in generation where holds(member.pid, target) { return member.root }
+            generation = generation.flatMap { member in children(of: member.pid).map { (pid: $0, root: member.root) } }
         }
         #endif
         return nil

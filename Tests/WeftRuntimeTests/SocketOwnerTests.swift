@@ -41,8 +41,8 @@ struct SocketOwnerTests {
         defer { close(listener.fd) }
         try await withTemporaryDirectory { dir in
             let log = try RotatingLog(directory: dir, replica: "client")
-            // bash opens the connection itself (fd 3) and then waits in a child.
-            let spec = ProcessSpec(executable: "/bin/bash", arguments: ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(listener.port); sleep 30"])
+            // The connection is opened by a child of the replica's process, which then waits.
+            let spec = ProcessSpec(executable: "/bin/bash", arguments: ["-c", "bash -c 'exec 3<>/dev/tcp/127.0.0.1/\(listener.port); exec sleep 30' 3>&-; wait"])
             try await withProcess(spec, log: log) { process in
                 let (connection, peerPort) = listener.accept()
                 defer { close(connection) }
