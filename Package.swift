@@ -134,7 +134,7 @@ let package = Package(
         ]),
         .testTarget(name: "WeftControlPlaneTests", dependencies: ["WeftControlPlane", "WeftStore", "WeftCore", "WeftPKI"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: [
-            "WeftCore", "WeftClient", "weft", "weft-demo",
+            "WeftCore", "WeftClient", "WeftPKI", "weft", "weft-demo",
         ]),
     ]
 )

@@ -8,7 +8,7 @@ swift build -c release --product weft-demo >&2
 bin=$(swift build -c release --show-bin-path)
 data=$(mktemp -d /tmp/weft-bench.XXXXXX)
 out=$(mktemp)
-"$bin/weft" server --data-dir "$data" --api-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 --dns-upstream none --node-name bench --log-level warning >"$out" 2>"$data/server.log" &
+"$bin/weft" server --data-dir "$data" --api-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 --dns-upstream none --tunnel-port 0 --node-name bench --log-level warning >"$out" 2>"$data/server.log" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data" "$out"' EXIT
 for _ in $(seq 1 300); do grep -q '^ready ' "$out" && break; sleep 0.1; done

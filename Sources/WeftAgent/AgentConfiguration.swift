@@ -26,11 +26,14 @@ public struct AgentConfiguration: Sendable {
     /// SPIFFE trust domain of the node's certificate (`spiffe://<trustDomain>/node/<name>`); nil: the
     /// agent asks for none.
     public var trustDomain: String?
+    /// Port of the inbound mTLS tunnel on `nodeAddress` (0 picks a free one); nil runs no tunnel, and
+    /// other nodes then reach this node's replicas directly.
+    public var tunnelPort: Int?
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
                 heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:],
                 dns: DNSServerConfiguration? = nil, clusterDomain: String = "weft.internal", dnsTTL: UInt32 = 5,
-                trustDomain: String? = nil) {
+                trustDomain: String? = nil, tunnelPort: Int? = nil) {
         self.nodeName = nodeName
         self.nodeAddress = nodeAddress
         self.stateDirectory = stateDirectory
@@ -42,6 +45,7 @@ public struct AgentConfiguration: Sendable {
         self.clusterDomain = clusterDomain
         self.dnsTTL = dnsTTL
         self.trustDomain = trustDomain
+        self.tunnelPort = tunnelPort
     }
 
     /// Where the node's key, certificate and trust bundle are kept.

@@ -27,43 +27,74 @@ public struct NodeAgent: ServiceLifecycle.Service {
     }
 
     public func run() async throws {
+        let tls = MeshTLS()
+        let logger = self.logger
         let nodeIdentity = try configuration.trustDomain.map {
             NodeIdentity(identity: try SPIFFEID.node(configuration.nodeName, trustDomain: $0),
-                         directory: configuration.identityDirectory, client: client, logger: logger)
+                         directory: configuration.identityDirectory, client: client, logger: logger,
+                         issued: { credentials in
+                             do {
+                                 try tls.update(credentials)
+                             } catch {
+                                 logger.error("cannot use the new node certificate for the tunnel", metadata: ["error": "\(error)"])
+                             }
+                         })
         }
         let ledger = try ProcessLedger(directory: configuration.stateDirectory, logger: logger)
         await ledger.killLeftovers(grace: .seconds(5))
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        // DNS listens before any replica starts, so each one is told where it is.
+        let mesh = MeshAuthorization(nodeName: configuration.nodeName, trustDomain: configuration.trustDomain)
+        // DNS listens before any replica starts, so each one is told where it is; the tunnel before the
+        // first heartbeat, which announces it.
         let dns: DNSServer?
+        let inbound: TunnelInbound?
         do {
             dns = try await startDNS(group: proxyGroup)
+            inbound = try await startTunnel(group: proxyGroup, tls: tls, mesh: mesh)
         } catch {
             try? await proxyGroup.shutdownGracefully()
             throw error
         }
+        let workloads = LocalWorkloads()
+        let identities = configuration.trustDomain.map {
+            WorkloadIdentities(trustDomain: $0, directory: (configuration.identityDirectory as NSString).appendingPathComponent("workloads"),
+                               client: client, logger: logger)
+        }
         let context = AgentContext(configuration: configuration, client: client, ports: PortAllocator(host: configuration.nodeAddress),
                                    ledger: ledger, backoff: RestartBackoff(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                                    dnsAddress: dns.map { Self.replicaAddress(of: $0.localAddress, nodeAddress: configuration.nodeAddress) },
-                                   logger: logger)
+                                   workloads: workloads, identities: identities, logger: logger)
         let supervisor = ReplicaSupervisor(context: context)
-        let proxy = NodeProxy(group: proxyGroup, logger: logger)
-        let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) }, logger: logger)
+        let proxy = NodeProxy(group: proxyGroup, logger: logger, mesh: MeshRouting(
+            tunnels: TunnelClient(tls: tls, logger: logger),
+            sourceIdentity: { remote, local in workloads.identity(remote: remote, local: local) }))
+        let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) },
+                                     mesh: mesh, logger: logger)
+        let tunnelAddress = inbound?.localAddress.map { Self.replicaAddress(of: $0, nodeAddress: configuration.nodeAddress) }
         await withDiscardingTaskGroup { group in
             if let nodeIdentity {
                 group.addTask { await nodeIdentity.run() }
             }
-            group.addTask { await self.heartbeat() }
+            group.addTask { await self.heartbeat(tunnel: tunnelAddress) }
             group.addTask { await self.watchReplicas(supervisor) }
             group.addTask { await routing.run(client: self.client) }
             try? await gracefulShutdown()
             group.cancelAll()
         }
         await supervisor.stopAll()
+        await identities?.stop()
         logger.info("agent stopped its replicas")
+        await inbound?.shutdown()
         await proxy.shutdown()
         await dns?.shutdown()
         try? await proxyGroup.shutdownGracefully()
+    }
+
+    /// The inbound mTLS tunnel port on the node's address, when the node has an identity to present.
+    private func startTunnel(group: any EventLoopGroup, tls: MeshTLS, mesh: MeshAuthorization) async throws -> TunnelInbound? {
+        guard let port = configuration.tunnelPort, configuration.trustDomain != nil else { return nil }
+        return try await TunnelInbound.start(host: configuration.nodeAddress, port: port, group: group, tls: tls,
+                                             authorize: { mesh.decide($0) }, logger: logger)
     }
 
     private func startDNS(group: any EventLoopGroup) async throws -> DNSServer? {
@@ -84,19 +115,20 @@ public struct NodeAgent: ServiceLifecycle.Service {
         }
     }
 
-    private func nodeObject() -> Node {
+    private func nodeObject(tunnel: String?) -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
         metadata.labels = configuration.labels.isEmpty ? nil : configuration.labels
         let capacity = ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
                                     memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
         return Node(metadata: metadata, status: NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
-                                                            lastHeartbeat: Date().formatted(.iso8601), version: weftVersion))
+                                                            lastHeartbeat: Date().formatted(.iso8601), version: weftVersion,
+                                                            tunnel: tunnel))
     }
 
-    private func heartbeat() async {
+    private func heartbeat(tunnel: String?) async {
         while !Task.isCancelled {
             do {
-                try await client.putNode(nodeObject())
+                try await client.putNode(nodeObject(tunnel: tunnel))
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import WeftClient
 import WeftPKI
+import WeftProxy
 
 /// The node's SPIFFE certificate (`spiffe://<trust-domain>/node/<name>`): a key made here and never
 /// sent anywhere, certified through the API from a CSR, and renewed — with a fresh key — at half its
@@ -12,13 +13,17 @@ actor NodeIdentity {
     private let directory: String
     private let client: APIClient
     private let logger: Logger
+    private let onIssued: @Sendable (MeshCredentials) -> Void
     private(set) var notAfter: Date?
 
-    init(identity: SPIFFEID, directory: String, client: APIClient, logger: Logger) {
+    /// `issued` receives each new certificate, its key and the trust bundle (for the tunnel's TLS).
+    init(identity: SPIFFEID, directory: String, client: APIClient, logger: Logger,
+         issued: @escaping @Sendable (MeshCredentials) -> Void = { _ in }) {
         self.identity = identity
         self.directory = directory
         self.client = client
         self.logger = logger
+        self.onIssued = issued
     }
 
     var keyPath: String { (directory as NSString).appendingPathComponent("node.key") }
@@ -55,11 +60,13 @@ actor NodeIdentity {
         guard let expiry = try? Date(issued.notAfter, strategy: .iso8601) else {
             throw PKIError(code: .invalidArgument, reason: "the API answered a certificate with an unreadable notAfter \"\(issued.notAfter)\"")
         }
+        let keyPEM = try request.privateKey.serializeAsPEM().pemString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try SecureFile.write(Data(try request.privateKey.serializeAsPEM().pemString.utf8), to: keyPath, mode: 0o600)
+        try SecureFile.write(Data(keyPEM.utf8), to: keyPath, mode: 0o600)
         try SecureFile.write(Data(issued.certificate.utf8), to: certificatePath, mode: 0o644)
         try SecureFile.write(Data(issued.trustBundle.joined().utf8), to: bundlePath, mode: 0o644)
         notAfter = expiry
+        onIssued(MeshCredentials(certificateChainPEM: issued.certificate, privateKeyPEM: keyPEM, trustBundlePEM: issued.trustBundle))
         logger.info("node certificate issued", metadata: ["identity": "\(identity)", "notAfter": "\(issued.notAfter)"])
         return expiry
     }

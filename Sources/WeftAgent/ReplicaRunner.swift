@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import WeftClient
 import WeftCore
+import WeftPKI
 import WeftRuntime
 
 /// Runs one replica on this node for as long as it is assigned here: allocates its ports, starts its
@@ -17,6 +18,9 @@ actor ReplicaRunner {
     private var status: ReplicaStatus
     private var process: ReplicaProcess?
     private var stopping = false
+    /// The workload certificate files handed to the process, once acquired.
+    private var svid: WorkloadIdentities.Files?
+    private var acquiredSVID = false
 
     init(replica: Replica, context: AgentContext) throws {
         self.key = "\(replica.namespace)/\(replica.name)"
@@ -47,6 +51,10 @@ actor ReplicaRunner {
 
     /// Runs until `stop()`: the process is restarted whenever it exits.
     func run() async {
+        if let identities = context.identities, !acquiredSVID {
+            acquiredSVID = true
+            svid = await identities.acquire(namespace: replica.namespace, serviceAccount: serviceAccount)
+        }
         var crashes = 0
         while !stopping {
             let started = ContinuousClock.now
@@ -57,6 +65,7 @@ actor ReplicaRunner {
             }
             let exit = await supervise(process)
             context.ledger.forget(key)
+            context.workloads.exited(pid: process.pid)
             self.process = nil
             if stopping { break }
             crashes = context.backoff.crashesAfterExit(previous: crashes, runTime: ContinuousClock.now - started)
@@ -77,8 +86,13 @@ actor ReplicaRunner {
             let exit = await process.stop(grace: grace)
             status.lastExitStatus = exit.description
             context.ledger.forget(key)
+            context.workloads.exited(pid: process.pid)
         }
         for port in ports.values { context.ports.release(port) }
+        if acquiredSVID, let identities = context.identities {
+            acquiredSVID = false
+            await identities.release(namespace: replica.namespace, serviceAccount: serviceAccount)
+        }
     }
 
     /// Stops reporting without waiting (the replica object is gone).
@@ -88,6 +102,15 @@ actor ReplicaRunner {
     func finishReporting() async { await reporter.finish() }
 
     func update(_ replica: Replica) { self.replica = replica }
+
+    /// The replica's service account: its deployment's name.
+    private var serviceAccount: String { replica.spec.deployment }
+
+    /// `spiffe://<trust-domain>/ns/<namespace>/sa/<service account>`, when the node has a trust domain.
+    private var workloadIdentity: SPIFFEID? {
+        guard let trustDomain = context.configuration.trustDomain else { return nil }
+        return try? SPIFFEID.workload(namespace: replica.namespace, serviceAccount: serviceAccount, trustDomain: trustDomain)
+    }
 
     // MARK: - Steps
 
@@ -110,6 +133,9 @@ actor ReplicaRunner {
                 log: log, logger: context.logger)
             self.process = process
             context.ledger.record(key, process.identity)
+            if let identity = workloadIdentity {
+                context.workloads.started(pid: process.pid, identity: identity)
+            }
             status.pid = Int(process.pid)
             status.startedAt = Date().formatted(.iso8601)
             if template.readinessProbe == nil {
@@ -231,6 +257,12 @@ actor ReplicaRunner {
             env["WEFT_DNS"] = dns
             env["WEFT_CLUSTER_DOMAIN"] = configuration.clusterDomain
         }
+        if let svid {
+            env["WEFT_SPIFFE_ID"] = svid.identity.description
+            env["WEFT_SVID_CERT"] = svid.certificate
+            env["WEFT_SVID_KEY"] = svid.key
+            env["WEFT_TRUST_BUNDLE"] = svid.bundle
+        }
         return env
     }
 
@@ -269,5 +301,9 @@ struct AgentContext: Sendable {
     let eventLoopGroup: any EventLoopGroup
     /// `host:port` of the node's DNS server, for replicas; nil when it runs none.
     let dnsAddress: String?
+    /// Running replica processes and their identities, for the node proxy.
+    let workloads: LocalWorkloads
+    /// Workload certificates for replicas; nil when the node has no trust domain.
+    let identities: WorkloadIdentities?
     let logger: Logger
 }

@@ -4,25 +4,31 @@ import NIOCore
 import WeftClient
 import WeftCore
 import WeftDNS
+import WeftPKI
 import WeftProxy
 
 /// Feeds the node proxy and the node's DNS server from the cluster: a listener on `clusterIP:port` for
-/// every port of every VIP service, with the service's ready endpoints as backends, and the cluster DNS
-/// zone. Services and endpoints arrive by watch; both are updated once per burst of changes.
+/// every port of every VIP service, with the service's ready endpoints as backends (those on other
+/// nodes through the node's tunnel), and the cluster DNS zone; and tells the inbound tunnel which
+/// endpoints are this node's. Services, endpoints and nodes arrive by watch; all are updated once per
+/// burst of changes.
 actor ServiceRouting {
     private let proxy: NodeProxy
     private let dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?
+    private let mesh: MeshAuthorization
     private var zoneSerial = UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970))
     private let logger: Logger
     private var services: [String: Service] = [:]
     private var endpoints: [String: Endpoints] = [:]
+    private var nodes: [String: Node] = [:]
     private var applied: ProxyConfiguration?
     private let dirty: AsyncStream<Void>.Continuation
     private let changes: AsyncStream<Void>
 
-    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, logger: Logger) {
+    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, mesh: MeshAuthorization, logger: Logger) {
         self.proxy = proxy
         self.dns = dns
+        self.mesh = mesh
         self.logger = logger
         (changes, dirty) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -31,7 +37,11 @@ actor ServiceRouting {
     func run(client: APIClient) async {
         let serviceWatch = ListWatch(Service.self, client: client, logger: logger)
         let endpointsWatch = ListWatch(Endpoints.self, client: client, logger: logger)
+        let nodeWatch = ListWatch(Node.self, client: client, logger: logger)
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                await nodeWatch.run(relisted: { await self.replaceNodes($0) }, changed: { await self.nodeChanged($0) })
+            }
             group.addTask {
                 await serviceWatch.run(relisted: { await self.replaceServices($0) }, changed: { await self.serviceChanged($0) })
             }
@@ -50,6 +60,26 @@ actor ServiceRouting {
     private func replaceEndpoints(_ items: [Endpoints]) {
         endpoints = Dictionary(items.map { ("\($0.namespace)/\($0.name)", $0) }, uniquingKeysWith: { $1 })
         dirty.yield()
+    }
+
+    private func replaceNodes(_ items: [Node]) {
+        nodes = Dictionary(items.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        dirty.yield()
+    }
+
+    private func nodeChanged(_ event: WatchEvent<Node>) {
+        switch event {
+        case .added(let node), .modified(let node):
+            // Heartbeats change nodes every few seconds; only a new tunnel address matters here.
+            let changed = nodes[node.name]?.status?.tunnel != node.status?.tunnel
+            nodes[node.name] = node
+            if changed { dirty.yield() }
+        case .deleted(let node):
+            nodes[node.name] = nil
+            dirty.yield()
+        case .bookmark:
+            return
+        }
     }
 
     private func serviceChanged(_ event: WatchEvent<Service>) {
@@ -78,7 +108,9 @@ actor ServiceRouting {
         var refused: [String: String] = [:]
         while await iterator.next() != nil {
             updateZone()
-            let desired = Self.configuration(services: Array(services.values), endpoints: endpoints)
+            mesh.update(localEndpoints: Self.localEndpoints(services: Array(services.values), endpoints: endpoints, node: mesh.nodeName))
+            let desired = Self.configuration(services: Array(services.values), endpoints: endpoints,
+                                             tunnels: Self.tunnels(nodes: nodes, trustDomain: mesh.trustDomain), node: mesh.nodeName)
             guard desired != applied else { continue }
             do {
                 try await proxy.apply(desired)
@@ -124,15 +156,45 @@ actor ServiceRouting {
         }
     }
 
-    /// The proxy configuration for these services and endpoints (pure).
-    static func configuration(services: [Service], endpoints: [String: Endpoints]) -> ProxyConfiguration {
+    /// The tunnel of every node that runs one, by node name: its inbound address and node SPIFFE ID.
+    static func tunnels(nodes: [String: Node], trustDomain: String?) -> [String: TunnelConfiguration] {
+        guard let trustDomain else { return [:] }
+        var result: [String: TunnelConfiguration] = [:]
+        for (name, node) in nodes {
+            guard let address = node.status?.tunnel, let identity = try? SPIFFEID.node(name, trustDomain: trustDomain) else { continue }
+            result[name] = TunnelConfiguration(address: address, identity: identity.description)
+        }
+        return result
+    }
+
+    /// This node's replica endpoints (`ip:port`) and the services (`namespace/name`) each belongs to.
+    static func localEndpoints(services: [Service], endpoints: [String: Endpoints], node: String) -> [String: [ServiceKey]] {
+        var result: [String: [ServiceKey]] = [:]
+        for service in services {
+            for endpoint in endpoints["\(service.namespace)/\(service.name)"]?.endpoints ?? [] where endpoint.node == node {
+                for port in endpoint.ports.values {
+                    let id = BackendConfiguration(address: endpoint.ip, port: port).id
+                    result[id, default: []].append(ServiceKey(namespace: service.namespace, name: service.name))
+                }
+            }
+        }
+        return result
+    }
+
+    /// The proxy configuration for these services and endpoints (pure): endpoints on other nodes that
+    /// run a tunnel are reached through it.
+    static func configuration(services: [Service], endpoints: [String: Endpoints], tunnels: [String: TunnelConfiguration] = [:],
+                              node: String = "") -> ProxyConfiguration {
         var listeners: [ListenerConfiguration] = []
         for service in services.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
             guard service.spec.serviceType == .vip, let ip = service.spec.clusterIP else { continue }
             let ready = endpoints["\(service.namespace)/\(service.name)"]?.endpoints ?? []
             for port in service.spec.ports where (port.protocol ?? "TCP") == "TCP" {
                 let backends = ready.compactMap { endpoint in
-                    endpoint.ports[String(port.port)].map { BackendConfiguration(address: endpoint.ip, port: $0, weight: endpoint.weight) }
+                    endpoint.ports[String(port.port)].map {
+                        BackendConfiguration(address: endpoint.ip, port: $0, weight: endpoint.weight,
+                                             tunnel: endpoint.node == node ? nil : tunnels[endpoint.node])
+                    }
                 }
                 listeners.append(ListenerConfiguration(
                     name: "\(service.namespace)/\(service.name):\(port.name ?? String(port.port))", address: ip, port: port.port,

@@ -35,12 +35,17 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     /// RFC 3339 time of the agent's last heartbeat.
     public var lastHeartbeat: String?
     public var version: String?
+    /// `ip:port` of the node proxy's inbound mTLS tunnel port, where other nodes send streams for
+    /// this node's replicas; nil when the node runs no tunnel.
+    public var tunnel: String?
 
-    public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil, version: String? = nil) {
+    public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil,
+                version: String? = nil, tunnel: String? = nil) {
         self.ready = ready
         self.addresses = addresses
         self.capacity = capacity
         self.lastHeartbeat = lastHeartbeat
         self.version = version
+        self.tunnel = tunnel
     }
 }

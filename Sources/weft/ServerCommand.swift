@@ -55,6 +55,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Lifetime in seconds of node and workload certificates; they are renewed at half of it.")
     var svidTtl: Int = 86_400
 
+    @Option(name: .long, help: "Port of the node's inbound mTLS tunnel, on the node's address: other nodes' proxies send streams for this node's replicas there (0 picks a free port).")
+    var tunnelPort: Int = 15008
+
+    @Flag(name: .long, help: "Run no inbound tunnel: other nodes then reach this node's replicas directly, without mTLS.")
+    var noTunnel = false
+
     @Flag(name: .long, help: "Run no DNS server on this node.")
     var noDns = false
 
@@ -84,6 +90,9 @@ struct ServerCommand: AsyncParsableCommand {
             _ = try SPIFFEID.node("probe", trustDomain: domain)
         } catch {
             throw ValidationError("--trust-domain: \(error)")
+        }
+        guard (0...65535).contains(tunnelPort) else {
+            throw ValidationError("--tunnel-port: \(tunnelPort) is not a port (0 to 65535; 0 picks a free one)")
         }
         guard (10...(366 * 86_400)).contains(svidTtl) else {
             throw ValidationError("--svid-ttl: \(svidTtl) s is outside 10 s to 366 days")
@@ -130,7 +139,8 @@ struct ServerCommand: AsyncParsableCommand {
             let agent = AgentConfiguration(
                 nodeName: node, stateDirectory: (dataDirectory as NSString).appendingPathComponent("agent"),
                 logDirectory: logDirectory, extraPath: [Paths.executableDirectory()],
-                dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsTtl, trustDomain: domain)
+                dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsTtl, trustDomain: domain,
+                tunnelPort: noTunnel ? nil : tunnelPort)
             services.append(LocalAgent(configuration: agent, adminPath: adminPath, listening: listening, logger: Logger(label: "weft.agent")))
         }
         // Services stop in reverse order: the agent stops its replicas first, the API server last.

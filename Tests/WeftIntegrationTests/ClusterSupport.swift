@@ -19,7 +19,7 @@ final class WeftServer: @unchecked Sendable {
     /// ever reaches the host's resolvers.
     let extraArguments: [String]
 
-    init(dataDirectory: URL, nodeName: String = "test-node", extraArguments: [String] = ["--dns-listen", "127.0.0.1:0", "--dns-upstream", "none"]) throws {
+    init(dataDirectory: URL, nodeName: String = "test-node", extraArguments: [String] = ["--dns-listen", "127.0.0.1:0", "--dns-upstream", "none", "--tunnel-port", "0"]) throws {
         self.dataDirectory = dataDirectory
         self.nodeName = nodeName
         self.extraArguments = extraArguments

@@ -30,7 +30,7 @@ extension ClusterTests {
     func dnsServesTheCluster() async throws {
         let stub = try StubResolver()
         defer { stub.stop() }
-        try await withWeftServer(arguments: ["--dns-listen", "127.0.0.1:0", "--dns-upstream", "127.0.0.1:\(stub.port)"]) { server in
+        try await withWeftServer(arguments: ["--dns-listen", "127.0.0.1:0", "--dns-upstream", "127.0.0.1:\(stub.port)", "--tunnel-port", "0"]) { server in
             let port = try await server.dnsAddress().port
             let marker = "dns-\(UUID().uuidString.prefix(8))"
             let path = try writeTemporaryFile(headlessManifest(marker: marker, dataDirectory: server.dataDirectory), in: server.dataDirectory, name: "dns.yaml")

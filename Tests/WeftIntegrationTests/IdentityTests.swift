@@ -14,7 +14,7 @@ extension ClusterTests {
     @Test("the agent gets a SPIFFE node certificate for a key it keeps (0600), OpenSSL verifies it, it is renewed at half its lifetime, and the signing API checks token, CSR and identity",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs openssl"))
     func nodeCertificateIsIssuedAndRenewed() async throws {
-        try await withWeftServer(arguments: ["--dns-listen", "127.0.0.1:0", "--dns-upstream", "none", "--svid-ttl", "10"]) { server in
+        try await withWeftServer(arguments: ["--dns-listen", "127.0.0.1:0", "--dns-upstream", "none", "--svid-ttl", "10", "--tunnel-port", "0"]) { server in
             let identity = server.dataDirectory.appendingPathComponent("agent/identity")
             let certificatePath = identity.appendingPathComponent("node.crt").path
             let keyPath = identity.appendingPathComponent("node.key").path

@@ -163,7 +163,7 @@ EOF
 start_server() { # NAME
     server_data=$work/data-$1
     mkdir -p "$server_data"
-    "$weft" server --data-dir "$server_data" --api-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 --dns-upstream none \
+    "$weft" server --data-dir "$server_data" --api-listen 127.0.0.1:0 --dns-listen 127.0.0.1:0 --dns-upstream none --tunnel-port 0 \
         --cluster-domain "$domain" --service-cidr "$cidr" --node-name bench --log-level warning \
         >"$work/server-$1.out" 2>"$work/server-$1.err" &
     server_pid=$!

@@ -114,17 +114,23 @@ final class TunnelConnectServer: ChannelInboundHandler, RemovableChannelHandler 
 extension TunnelConnectServer: Sendable {}
 
 /// HTTP/1.1 CONNECT on the inbound port, for a single workload (or a tool such as `openssl s_client`)
-/// that holds its own SVID: `CONNECT ip:port HTTP/1.1`, answered `200 Connection Established` and
-/// then spliced, or refused with the status and reason, after which the connection closes.
+/// that holds its own SVID: `CONNECT ip:port HTTP/1.1` and headers, answered `200 Connection
+/// Established` and then spliced (bytes sent after the request go to the replica), or refused with the
+/// status and reason, after which the connection closes. The request head is read by hand, so nothing
+/// the client sends after it can be taken for another request.
 final class HTTP1ConnectServer: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State { case awaitingRequest, connecting, spliced, closed }
+
+    /// A request head longer than this is refused.
+    static let maxHeadBytes = 8192
 
     private let service: InboundService
     private let peer: SPIFFEID
     private var state = State.awaitingRequest
+    private var received = ByteBuffer()
 
     init(service: InboundService, peer: SPIFFEID) {
         self.service = service
@@ -132,21 +138,44 @@ final class HTTP1ConnectServer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .awaitingRequest = state, case .head(let head) = unwrapInboundIn(data) else { return }
-        guard head.method == .CONNECT else {
-            respond(.methodNotAllowed, "only CONNECT is served here", context: context)
+        var incoming = unwrapInboundIn(data)
+        received.writeBuffer(&incoming)
+        guard case .awaitingRequest = state else { return }
+        let bytes = received.readableBytesView
+        guard let end = bytes.firstRange(of: Array("\r\n\r\n".utf8)) else {
+            if received.readableBytes > Self.maxHeadBytes { respond(431, "the request head is longer than \(Self.maxHeadBytes) bytes", context: context) }
             return
+        }
+        let head = String(decoding: bytes[bytes.startIndex..<end.lowerBound], as: UTF8.self)
+        received.moveReaderIndex(forwardBy: end.upperBound - bytes.startIndex)
+        request(head, context: context)
+    }
+
+    private func request(_ head: String, context: ChannelHandlerContext) {
+        let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+        let requestLine = lines.first.map { $0.split(separator: " ") } ?? []
+        guard requestLine.count == 3, requestLine[0] == "CONNECT", requestLine[2].hasPrefix("HTTP/1.") else {
+            respond(405, "only CONNECT ip:port HTTP/1.1 is served here", context: context)
+            return
+        }
+        let destination = String(requestLine[1])
+        var claimed: String?
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            if line[..<colon].lowercased() == TunnelProtocol.sourceHeader {
+                claimed = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
         }
         let source: SPIFFEID?
-        switch InboundService.source(peer: peer, claimed: head.headers.first(name: TunnelProtocol.sourceHeader)) {
+        switch InboundService.source(peer: peer, claimed: claimed) {
         case .success(let id): source = id
         case .failure(let refusal):
-            respond(.badRequest, refusal.reason, context: context)
+            respond(refusal.status, refusal.reason, context: context)
             return
         }
-        let (status, reason) = service.decide(destination: head.uri, peer: peer, source: source)
-        guard status == 200, let address = InboundService.address(head.uri) else {
-            respond(HTTPResponseStatus(statusCode: status), reason ?? "refused", context: context)
+        let (status, reason) = service.decide(destination: destination, peer: peer, source: source)
+        guard status == 200, let address = InboundService.address(destination) else {
+            respond(status, reason ?? "refused", context: context)
             return
         }
         state = .connecting
@@ -154,7 +183,7 @@ final class HTTP1ConnectServer: ChannelInboundHandler, RemovableChannelHandler {
             switch result {
             case .failure(let error):
                 self.service.connectFailed()
-                self.respond(.badGateway, "the replica at \(head.uri) did not accept: \(error)", context: context)
+                self.respond(502, "the replica at \(destination) did not accept: \(error)", context: context)
             case .success(let backend):
                 self.splice(backend, context: context)
             }
@@ -167,38 +196,32 @@ final class HTTP1ConnectServer: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         state = .spliced
-        var head = HTTPResponseHead(version: .http1_1, status: .custom(code: 200, reasonPhrase: "Connection Established"))
-        head.headers.add(name: "content-length", value: "0")
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         let glue = GlueHandler.matchedPair()
-        let pipeline = context.pipeline.syncOperations
         do {
             try backend.pipeline.syncOperations.addHandler(glue.backend)
-            try pipeline.addHandler(glue.client)
-            // The decoder hands what the client sent after the request to the glue as it goes.
-            pipeline.removeHandler(context: context, promise: nil)
-            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
-            pipeline.removeHandler(encoder, promise: nil)
-            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            pipeline.removeHandler(decoder, promise: nil)
+            try context.pipeline.syncOperations.addHandler(glue.client, position: .after(self))
         } catch {
             backend.close(promise: nil)
             context.close(promise: nil)
+            return
         }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n")), promise: nil)
+        if received.readableBytes > 0 {
+            backend.writeAndFlush(received, promise: nil)
+        }
+        received = ByteBuffer()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    private func respond(_ status: HTTPResponseStatus, _ reason: String, context: ChannelHandlerContext) {
+    private func respond(_ status: Int, _ reason: String, context: ChannelHandlerContext) {
         guard state == .awaitingRequest || state == .connecting else { return }
         state = .closed
-        var head = HTTPResponseHead(version: .http1_1, status: status)
-        let body = ByteBuffer(string: reason + "\n")
-        head.headers.add(name: "content-length", value: String(body.readableBytes))
-        head.headers.add(name: "connection", value: "close")
-        head.headers.add(name: TunnelProtocol.reasonHeader, value: String(reason.prefix(512)))
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        let phrase = HTTPResponseStatus(statusCode: status).reasonPhrase
+        let body = reason.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ") + "\n"
+        let response = "HTTP/1.1 \(status) \(phrase)\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

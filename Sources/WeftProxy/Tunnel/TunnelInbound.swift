@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
@@ -212,8 +211,6 @@ final class TunnelServerHandshake: ChannelInboundHandler, RemovableChannelHandle
                         }
                     })
             } else {
-                try context.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
-                try context.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
                 try context.pipeline.syncOperations.addHandler(HTTP1ConnectServer(service: service, peer: peer))
             }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
