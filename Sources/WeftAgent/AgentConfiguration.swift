@@ -29,6 +29,8 @@ public struct AgentConfiguration: Sendable {
     /// Port of the inbound mTLS tunnel on `nodeAddress` (0 picks a free one); nil runs no tunnel, and
     /// other nodes then reach this node's replicas directly.
     public var tunnelPort: Int?
+    /// How often the node checks the mesh's trust roots for a rotation step.
+    public var trustRefreshInterval: Duration = .seconds(5)
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
                 heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:],

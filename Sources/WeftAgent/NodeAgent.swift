@@ -74,6 +74,10 @@ public struct NodeAgent: ServiceLifecycle.Service {
         await withDiscardingTaskGroup { group in
             if let nodeIdentity {
                 group.addTask { await nodeIdentity.run() }
+                group.addTask {
+                    await TrustFollower(client: self.client, tls: tls, node: nodeIdentity, workloads: identities,
+                                        interval: self.configuration.trustRefreshInterval, logger: logger).run()
+                }
             }
             group.addTask { await self.heartbeat(tunnel: tunnelAddress) }
             group.addTask { await self.watchReplicas(supervisor) }

@@ -15,6 +15,7 @@ actor NodeIdentity {
     private let logger: Logger
     private let onIssued: @Sendable (MeshCredentials) -> Void
     private(set) var notAfter: Date?
+    private var sleeper: Task<Void, Never>?
 
     /// `issued` receives each new certificate, its key and the trust bundle (for the tunnel's TLS).
     init(identity: SPIFFEID, directory: String, client: APIClient, logger: Logger,
@@ -48,8 +49,20 @@ actor NodeIdentity {
                     "identity": "\(identity)", "error": "\(error)", "retryIn": "\(wait)", "validFor": "\(remaining)",
                 ])
             }
-            try? await Task.sleep(for: wait)
+            let sleeper = Task { _ = try? await Task.sleep(for: wait) }
+            self.sleeper = sleeper
+            await withTaskCancellationHandler { await sleeper.value } onCancel: { sleeper.cancel() }
         }
+    }
+
+    /// Renews now rather than at half-life (the signing root changed).
+    func renewSoon() {
+        sleeper?.cancel()
+    }
+
+    /// Rewrites `bundle.pem` (the trust roots changed).
+    func writeBundle(_ bundle: [String]) throws {
+        try SecureFile.write(Data(bundle.joined().utf8), to: bundlePath, mode: 0o644)
     }
 
     /// A new key and CSR, certified through the API; the files are replaced atomically (key first).

@@ -73,6 +73,27 @@ actor WorkloadIdentities {
         if let files = entry.files { try? FileManager.default.removeItem(atPath: files.directory) }
     }
 
+    /// Renews every certificate now (the signing root changed), then at half-life again.
+    func renewAll() {
+        for (identity, entry) in entries {
+            guard let files = entry.files else { continue }
+            entry.renewal?.cancel()
+            entries[identity]?.renewal = Task { await self.renew(files, expiry: Date(), immediately: true) }
+        }
+    }
+
+    /// Rewrites every `bundle.pem` (the trust roots changed).
+    func writeBundles(_ bundle: [String]) {
+        for entry in entries.values {
+            guard let files = entry.files else { continue }
+            do {
+                try SecureFile.write(Data(bundle.joined().utf8), to: files.bundle, mode: 0o644)
+            } catch {
+                logger.warning("cannot update a workload trust bundle", metadata: ["path": "\(files.bundle)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// Stops renewing everything (agent shutdown); the files stay for replicas that outlive the agent.
     func stop() {
         for entry in entries.values { entry.renewal?.cancel() }
@@ -97,14 +118,16 @@ actor WorkloadIdentities {
         }
     }
 
-    private func renew(_ files: Files, expiry firstExpiry: Date) async {
+    private func renew(_ files: Files, expiry firstExpiry: Date, immediately: Bool = false) async {
         var expiry = firstExpiry
         var issuedAt = Date()
         var failures = 0
+        var first = immediately
         while !Task.isCancelled {
-            let wait: Duration = failures == 0
+            let wait: Duration = first ? .zero : failures == 0
                 ? .seconds(max(1, expiry.timeIntervalSince(issuedAt) / 2))
                 : .seconds(min(60, 1 << min(failures - 1, 6)))
+            first = false
             try? await Task.sleep(for: wait)
             guard !Task.isCancelled else { return }
             do {

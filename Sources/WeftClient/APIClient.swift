@@ -120,6 +120,17 @@ public final class APIClient: Sendable {
                        decoding: IssuedCertificate.self)
     }
 
+    /// The mesh's trust roots and bundle.
+    public func trustBundle() async throws -> TrustBundleStatus {
+        try await send(.GET, "/api/v1/ca", decoding: TrustBundleStatus.self)
+    }
+
+    /// One step of a root rotation: `rotate` (a new root joins the bundle), `activate` (it signs from
+    /// now on) or `retire` (the old roots leave the bundle).
+    public func rotateTrust(_ step: String) async throws -> TrustBundleStatus {
+        try await send(.POST, "/api/v1/ca/\(step)", decoding: TrustBundleStatus.self)
+    }
+
     /// Registers a node or renews its heartbeat (agents).
     public func putNode(_ node: Node) async throws {
         try await send(.PUT, Self.objectPath(.node, namespace: nil, name: node.metadata.name), body: try Self.encode(node))

@@ -4,16 +4,48 @@ import WeftPKI
 import X509
 
 /// Signs SVIDs for the API: checks the CSR and the requested SPIFFE ID (it must be in this cluster's
-/// trust domain and name a node or a workload), then has the cluster CA sign it for `validity`.
+/// trust domain and name a node or a workload), then has the active mesh root sign it for `validity`.
 public struct CertificateSigner: Sendable {
-    public let authority: CertificateAuthority
+    /// The mesh roots, when they can rotate; nil signs with `fixed` alone.
+    public let authorities: MeshAuthorities?
+    private let fixed: CertificateAuthority?
     public let trustDomain: String
     public let validity: TimeInterval
 
-    public init(authority: CertificateAuthority, trustDomain: String, validity: TimeInterval) {
-        self.authority = authority
+    /// Signs with the active root of `authorities`, and answers their whole bundle.
+    public init(authorities: MeshAuthorities, trustDomain: String, validity: TimeInterval) {
+        self.authorities = authorities
+        self.fixed = nil
         self.trustDomain = trustDomain
         self.validity = validity
+    }
+
+    /// Signs with `authority` alone.
+    public init(authority: CertificateAuthority, trustDomain: String, validity: TimeInterval) {
+        self.authorities = nil
+        self.fixed = authority
+        self.trustDomain = trustDomain
+        self.validity = validity
+    }
+
+    private var current: (signer: CertificateAuthority, bundle: [String]) {
+        if let authorities { return (authorities.active, authorities.bundle) }
+        return (fixed!, [fixed!.certificatePEM])
+    }
+
+    /// The roots and bundle, for `GET /api/v1/ca`.
+    public var status: TrustBundleStatus {
+        guard let authorities else {
+            let root = MeshAuthorities.describe(fixed!)
+            return TrustBundleStatus(roots: [TrustRoot(id: "cluster", state: "active", fingerprint: root.fingerprint, notAfter: root.notAfter)],
+                                     bundle: [fixed!.certificatePEM])
+        }
+        return TrustBundleStatus(
+            roots: authorities.all.map {
+                TrustRoot(id: $0.id, state: $0.state.rawValue, fingerprint: $0.fingerprint,
+                          notAfter: $0.authority.certificate.notValidAfter.formatted(.iso8601))
+            },
+            bundle: authorities.bundle)
     }
 
     public func sign(_ request: CertificateRequest, now: Date = Date()) throws -> IssuedCertificate {
@@ -41,6 +73,7 @@ public struct CertificateSigner: Sendable {
             throw APIFailure(code: 422, message: "identity: \(identity) names neither a node (/node/<name>) nor a workload (/ns/<namespace>/sa/<account>)",
                              details: [InvalidField(path: "identity", message: "use /node/<name> or /ns/<namespace>/sa/<account>")])
         }
+        let (authority, bundle) = current
         let certificate: Certificate
         do {
             certificate = try authority.issue(csr: csr, identity: identity, validity: validity, now: now)
@@ -49,7 +82,7 @@ public struct CertificateSigner: Sendable {
         }
         return IssuedCertificate(
             certificate: try certificate.serializeAsPEM().pemString,
-            trustBundle: [authority.certificatePEM],
+            trustBundle: bundle,
             notAfter: certificate.notValidAfter.formatted(.iso8601))
     }
 }

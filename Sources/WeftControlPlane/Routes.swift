@@ -17,6 +17,7 @@ struct Routes: Sendable {
 
     func register(on api: RouterGroup<BasicRequestContext>) {
         api.post("apply") { request, context in try await apply(request, context) }
+        TrustRoutes(signer: signer, logger: logger).register(on: api)
         api.post("certificates") { request, _ in
             guard let signer else { throw APIFailure(code: 404, message: "this server signs no certificates") }
             let body = try await decodeBody(CertificateRequest.self, request)

@@ -117,7 +117,8 @@ struct ServerCommand: AsyncParsableCommand {
             configuration: APIServerConfiguration(host: host, port: port, certificatePath: pki.serverCertificatePath,
                                                   keyPath: pki.serverKeyPath, token: pki.token),
             registry: registry, logs: noAgent ? nil : LocalReplicaLogs(directory: logDirectory),
-            signer: CertificateSigner(authority: pki.ca, trustDomain: domain, validity: TimeInterval(svidTtl)),
+            signer: CertificateSigner(authorities: try MeshAuthorities(pkiDirectory: pki.directory, clusterAuthority: pki.ca),
+                                      trustDomain: domain, validity: TimeInterval(svidTtl)),
             logger: Logger(label: "weft.api"),
             onListening: { address in
                 let url = "https://\(ListenAddress.urlHost(host, bound: address)):\(address.port ?? port)"

@@ -15,6 +15,7 @@ struct Weft: AsyncParsableCommand {
             ScaleCommand.self,
             LogsCommand.self,
             ProxyCommand.self,
+            CACommand.self,
         ]
     )
 }

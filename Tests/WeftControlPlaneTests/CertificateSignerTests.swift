@@ -22,7 +22,7 @@ import X509
             let issued = try signer.sign(CertificateRequest(csr: try csr(identity), identity: identity), now: now)
             let certificate = try Certificate(pemEncoded: issued.certificate)
             #expect(SPIFFEID(certificate: certificate)?.description == identity)
-            #expect(issued.trustBundle == [signer.authority.certificatePEM])
+            #expect(issued.trustBundle == signer.status.bundle && issued.trustBundle.count == 1)
             #expect(certificate.notValidAfter == now + 3600)
             #expect(issued.notAfter == (now + 3600).formatted(.iso8601))
         }

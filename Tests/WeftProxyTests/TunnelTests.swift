@@ -190,3 +190,54 @@ struct TunnelTests {
         }
     }
 }
+
+@Suite("mTLS tunnel through a CA rotation", .timeLimit(.minutes(1)))
+struct TunnelRotationTests {
+    /// Both nodes step through prepare → activate → retire while connections keep opening and one
+    /// long-lived connection keeps talking: not one exchange fails.
+    @Test func noConnectionFailsAtAnyStepOfARotation() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+
+            let old = f.ca
+            let new = try CertificateAuthority.create(commonName: "weft-mesh-root")
+            let nodes = [(f.tlsA, f.nodeA), (f.tlsB, f.nodeB)]
+            let open = try await f.sockets.connect(port)
+            try await open.executeThenClose { received, outbound in
+                var iterator = received.makeAsyncIterator()
+                var exchanges = 0
+                func traffic(_ step: String) async throws {
+                    for i in 0..<10 {
+                        #expect(try await f.sockets.exchange(port, "\(step) \(i)") == "b|\(step) \(i)", "new connection at \(step)")
+                        exchanges += 1
+                    }
+                    try await outbound.write(ByteBuffer(string: "<\(step)>"))
+                    #expect(try await readUntil(&iterator, contains: "<\(step)>").hasSuffix("<\(step)>"), "open connection at \(step)")
+                }
+                try await traffic("start")
+                // 1. The new root joins both bundles.
+                for (tls, _) in nodes { try tls.updateTrustBundle([old.certificatePEM, new.certificatePEM]) }
+                try await traffic("prepared")
+                // 2. Node a renews from the new root first, node b a moment later.
+                var bundle = [old.certificatePEM, new.certificatePEM]
+                for (tls, id) in nodes {
+                    var credentials = try TunnelFixture.credentials(id, ca: new)
+                    credentials.trustBundlePEM = bundle
+                    try tls.update(credentials)
+                    try await traffic("activated \(id)")
+                }
+                // 3. The old root leaves both bundles.
+                bundle = [new.certificatePEM]
+                for (tls, _) in nodes { try tls.updateTrustBundle(bundle) }
+                try await traffic("retired")
+                #expect(exchanges == 50)
+            }
+            #expect(inbound.counters().handshakeFailures == 0)
+        }
+    }
+}

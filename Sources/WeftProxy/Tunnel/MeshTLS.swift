@@ -30,6 +30,7 @@ public final class MeshTLS: Sendable {
         var client: NIOSSLContext
         var identity: SPIFFEID
         var generation: Int
+        var credentials: MeshCredentials
     }
 
     /// The protocols the inbound port speaks: HTTP/2 CONNECT between nodes, HTTP/1.1 CONNECT for
@@ -73,9 +74,20 @@ public final class MeshTLS: Sendable {
         let clientContext = try NIOSSLContext(configuration: client)
         current.withLock { contexts in
             contexts = Contexts(server: serverContext, client: clientContext, identity: identity,
-                                generation: (contexts?.generation ?? 0) + 1)
+                                generation: (contexts?.generation ?? 0) + 1, credentials: credentials)
         }
     }
+
+    /// Rebuilds the contexts with a new trust bundle and the current certificate (a CA rotation step).
+    /// Does nothing before the node has a certificate, or when the bundle is unchanged.
+    public func updateTrustBundle(_ bundle: [String]) throws {
+        guard var credentials = contexts?.credentials, credentials.trustBundlePEM != bundle else { return }
+        credentials.trustBundlePEM = bundle
+        try update(credentials)
+    }
+
+    /// The roots peers are verified with now (empty before the node has a certificate).
+    public var trustBundlePEM: [String] { current.withLock { $0?.credentials.trustBundlePEM ?? [] } }
 
     /// The newest contexts, or nil before the node has its certificate.
     var contexts: Contexts? { current.withLock { $0 } }
