@@ -86,4 +86,59 @@ extension ClusterTests {
             #expect(!late.stdout.contains("Connection Established"), "\(late)")
         }
     }
+
+    @Test("weft ca rotate, activate and retire: nodes trust the new root, renew their node and workload certificates from it, and drop the old root",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs openssl"))
+    func caRotation() async throws {
+        try await withWeftServer { server in
+            let applied = try await server.cli(["apply", "-f", try writeTemporaryFile(
+                demoManifest(name: "web", replicas: 1, marker: "rotation", dataDirectory: server.dataDirectory),
+                in: server.dataDirectory, name: "web.yaml")])
+            #expect(applied.exit == .exited(0), "\(applied)")
+            let identity = server.dataDirectory.appendingPathComponent("agent/identity")
+            let nodeCertificate = identity.appendingPathComponent("node.crt").path
+            let nodeBundle = identity.appendingPathComponent("bundle.pem").path
+            let workloadCertificate = identity.appendingPathComponent("workloads/default/web/svid.pem").path
+            try await eventually(timeout: .seconds(20), "node and workload certificates") {
+                FileManager.default.fileExists(atPath: nodeCertificate) && FileManager.default.fileExists(atPath: workloadCertificate)
+            }
+            func roots(in path: String) -> Int {
+                ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").components(separatedBy: "BEGIN CERTIFICATE").count - 1
+            }
+            let initial = try await server.cli(["ca", "status"])
+            #expect(initial.stdout.contains("cluster") && initial.stdout.contains("active"), "\(initial)")
+
+            // 1. A new root joins the bundle; nothing is signed by it yet.
+            let rotated = try await server.cli(["ca", "rotate"])
+            #expect(rotated.exit == .exited(0) && rotated.stdout.contains("trusted"), "\(rotated)")
+            let again = try await server.cli(["ca", "rotate"])
+            #expect(again.exit != .exited(0) && again.stderr.contains("under way"), "\(again)")
+            try await eventually(timeout: .seconds(15), "the node's bundle holds both roots") { roots(in: nodeBundle) == 2 }
+            let status = try await curl(["--cacert", server.caPath, "-H", "Authorization: Bearer \(server.token)", "\(server.url)/api/v1/ca"])
+            let bundle = try #require((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["bundle"] as? [String])
+            #expect(bundle.count == 2)
+            let newRoot = try writeTemporaryFile(bundle[1], in: server.dataDirectory, name: "new-root.pem")
+            func signedByNewRoot(_ path: String) async throws -> Bool {
+                let result = try await shell("\(Self.openssl) verify -CAfile \(newRoot) \(path) 2>&1")
+                return result.exit == .exited(0)
+            }
+            #expect(try await !signedByNewRoot(nodeCertificate))
+
+            // 2. The new root signs: the node renews its own and its workloads' certificates at once.
+            let activated = try await server.cli(["ca", "activate"])
+            #expect(activated.exit == .exited(0), "\(activated)")
+            try await eventually(timeout: .seconds(15), "certificates from the new root") {
+                let node = try await signedByNewRoot(nodeCertificate)
+                let workload = try await signedByNewRoot(workloadCertificate)
+                return node && workload
+            }
+
+            // 3. The old root leaves the bundle.
+            let retired = try await server.cli(["ca", "retire"])
+            #expect(retired.exit == .exited(0) && !retired.stdout.contains("cluster"), "\(retired)")
+            try await eventually(timeout: .seconds(15), "the node's bundle holds only the new root") { roots(in: nodeBundle) == 1 }
+            let after = try await server.cli(["get", "replicas"])
+            #expect(after.exit == .exited(0), "the API still answers with the cluster CA: \(after)")
+        }
+    }
 }
