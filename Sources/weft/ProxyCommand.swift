@@ -19,6 +19,12 @@ struct ProxyCommand: AsyncParsableCommand {
             printed as `FILE: field.path: message` and nothing starts. Once every listener listens, the proxy \
             prints one line: `ready NAME=ADDRESS:PORT ...`. SIGHUP re-reads FILE and applies it (an invalid file \
             is reported and the running configuration kept); SIGTERM or SIGINT stop it.
+
+            With --mesh-certificate, --mesh-key and --mesh-bundle (an SVID of a node, e.g. one made by \
+            `weft server` under agent/identity), backends with `tunnel:` are reached through that node's \
+            mTLS tunnel; with --inbound the proxy also serves a tunnel port itself, forwarding streams to \
+            the endpoints given with --inbound-allow and refusing any other destination. Connections from \
+            local clients carry no workload identity in this mode.
             """)
 
     @Option(name: .long, help: "The proxy configuration file (YAML or JSON).")
@@ -27,12 +33,28 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Event loop threads (default: one per core).")
     var threads: Int?
 
+    @Option(name: .long, help: "PEM certificate (chain) of this node's SVID, for the mTLS tunnel.")
+    var meshCertificate: String?
+
+    @Option(name: .long, help: "PEM private key of that SVID.")
+    var meshKey: String?
+
+    @Option(name: .long, help: "PEM trust roots that peers' SVIDs must chain to.")
+    var meshBundle: String?
+
+    @Option(name: .long, help: "Serve an inbound tunnel port at HOST:PORT (needs the --mesh-* files).")
+    var inbound: String?
+
+    @Option(name: .long, help: ArgumentHelp("A local endpoint IP:PORT that inbound streams may reach (repeatable).", valueName: "endpoint"))
+    var inboundAllow: [String] = []
+
     @OptionGroup var log: LogOptions
 
     func run() async throws {
         try log.bootstrap()
         let logger = Logger(label: "weft.proxy")
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        let tls = try meshTLS()
 
         let configuration: ProxyConfiguration
         switch Self.load(config) {
@@ -43,9 +65,19 @@ struct ProxyCommand: AsyncParsableCommand {
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? System.coreCount)
-        let proxy = NodeProxy(group: group, logger: logger)
+        let proxy = NodeProxy(group: group, logger: logger, mesh: tls.map {
+            MeshRouting(tunnels: TunnelClient(tls: $0, logger: logger), sourceIdentity: { _, _ in nil })
+        })
+        var tunnel: TunnelInbound?
         do {
             try await proxy.apply(configuration)
+            if let inbound, let tls {
+                let (host, port) = try ListenAddress.parse(inbound, option: "--inbound")
+                let allowed = Set(inboundAllow)
+                tunnel = try await TunnelInbound.start(host: host, port: port, group: group, tls: tls, authorize: { request in
+                    allowed.contains(request.destination) ? .allow : .unknownDestination("\(request.destination) is not given with --inbound-allow")
+                }, logger: logger)
+            }
         } catch {
             Self.printErrors("\(error)".split(separator: "\n").map { "\(config): \($0)" })
             await proxy.shutdown()
@@ -53,9 +85,10 @@ struct ProxyCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let addresses = proxy.boundAddresses()
-        let listening = configuration.listeners.map { listener in
+        var listening = configuration.listeners.map { listener in
             "\(listener.name)=\(addresses[listener.endpoint].map(Self.text) ?? listener.endpoint)"
         }
+        if let address = tunnel?.localAddress { listening.append("inbound=\(Self.text(address))") }
         // Unbuffered, so a supervisor reading a pipe sees it at once.
         FileHandle.standardOutput.write(Data((["ready"] + listening).joined(separator: " ").appending("\n").utf8))
 
@@ -65,11 +98,47 @@ struct ProxyCommand: AsyncParsableCommand {
         do {
             try await serviceGroup.run()
         } catch {
+            await tunnel?.shutdown()
             await proxy.shutdown()
             try? await group.shutdownGracefully()
             throw error
         }
+        await tunnel?.shutdown()
         try? await group.shutdownGracefully()
+    }
+
+    /// The mesh credentials from the --mesh-* files, or nil when none are given.
+    private func meshTLS() throws -> MeshTLS? {
+        let files = [meshCertificate, meshKey, meshBundle]
+        guard files.contains(where: { $0 != nil }) else {
+            if inbound != nil { throw ValidationError("--inbound needs --mesh-certificate, --mesh-key and --mesh-bundle") }
+            return nil
+        }
+        guard let meshCertificate, let meshKey, let meshBundle else {
+            throw ValidationError("--mesh-certificate, --mesh-key and --mesh-bundle go together")
+        }
+        func read(_ path: String, _ option: String) throws -> String {
+            do {
+                return try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ValidationError("\(option): cannot read \(path): \((error as NSError).localizedDescription)")
+            }
+        }
+        let bundle = try read(meshBundle, "--mesh-bundle")
+        let roots = bundle.components(separatedBy: "-----END CERTIFICATE-----")
+            .filter { $0.contains("-----BEGIN CERTIFICATE-----") }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) + "\n-----END CERTIFICATE-----\n" }
+        let tls = MeshTLS()
+        do {
+            try tls.update(MeshCredentials(certificateChainPEM: try read(meshCertificate, "--mesh-certificate"),
+                                           privateKeyPEM: try read(meshKey, "--mesh-key"), trustBundlePEM: roots))
+        } catch {
+            throw ValidationError("--mesh-certificate/--mesh-key/--mesh-bundle: \(error)")
+        }
+        for endpoint in inboundAllow where !endpoint.contains(":") {
+            throw ValidationError("--inbound-allow: \"\(endpoint)\" is not IP:PORT")
+        }
+        return tls
     }
 
     /// One problem per line, every line naming the file.
