@@ -19,6 +19,9 @@ public struct Replica: Resource {
     /// Whether a graceful delete has begun.
     public var isTerminating: Bool { metadata.deletionTimestamp != nil }
     public var isReady: Bool { !isTerminating && (status?.ready ?? false) }
+
+    /// The service account the replica runs as: its template's `serviceAccountName`, else its deployment's name.
+    public var serviceAccount: String { spec.template.serviceAccount(deployment: spec.deployment) }
 }
 
 public struct ReplicaSpec: Codable, Sendable, Hashable {

@@ -146,6 +146,9 @@ public enum Validation {
         if let dir = workload.workingDir, !dir.hasPrefix("/") {
             errors.append((path / "workingDir").error("must be an absolute path"))
         }
+        if let account = workload.serviceAccountName, let problem = dnsLabelProblem(account) {
+            errors.append((path / "serviceAccountName").error(problem))
+        }
         var portNames = Set<String>()
         var hostPorts = Set<String>()
         for (i, port) in (workload.ports ?? []).enumerated() {

@@ -107,7 +107,7 @@ struct Description {
         section("Template") { out in
             out.field("Labels", Self.pairs(deployment.spec.template.metadata?.labels))
             out.field("Template Hash", TemplateHash.of(deployment.spec.template))
-            out.workload(deployment.spec.template.spec)
+            out.workload(deployment.spec.template.spec, serviceAccount: deployment.serviceAccount)
         }
         section("Replicas") { out in
             if replicas.isEmpty {
@@ -119,8 +119,9 @@ struct Description {
         }
     }
 
-    mutating func workload(_ spec: WorkloadSpec) {
+    mutating func workload(_ spec: WorkloadSpec, serviceAccount: String) {
         field("Command", Self.shellWords(spec.command + (spec.args ?? [])))
+        field("Service Account", serviceAccount + (spec.serviceAccountName == nil ? " (the deployment's name)" : ""))
         if let dir = spec.workingDir { field("Working Dir", dir) }
         field("Ports", (spec.ports ?? []).isEmpty ? nil : (spec.ports ?? []).map { port in
             port.name + (port.containerPort.map { " (container port \($0))" } ?? "") + "/\(port.protocol ?? "TCP")"
@@ -154,7 +155,7 @@ struct Description {
         field("Last Exit Status", status?.lastExitStatus)
         field("PID", status?.pid.map(String.init))
         field("Started", status?.startedAt.map { "\($0) (\(Age.since($0, now: now)) ago)" })
-        section("Template") { out in out.workload(replica.spec.template) }
+        section("Template") { out in out.workload(replica.spec.template, serviceAccount: replica.serviceAccount) }
     }
 
     mutating func service(_ service: Service, endpoints: Endpoints?, now: Date) {
