@@ -104,4 +104,17 @@ struct AuthorizationRegistryTests {
             }
         }
     }
+
+    @Test("the table built from stored objects decides as the policies say")
+    func tableFromStoredObjects() async throws {
+        try await withRegistry { fixture in
+            _ = try await fixture.registry.apply([policy("cart-callers"), peerAuthentication("mtls")], namespace: "shop")
+            let policies = try await fixture.registry.typedList(AuthorizationPolicy.self, namespace: nil).map(\.object)
+            let peers = try await fixture.registry.typedList(PeerAuthentication.self, namespace: nil).map(\.object)
+            let table = AuthorizationTable(policies: policies, peerAuthentications: peers)
+            #expect(table.decide(namespace: "shop", service: "cart", source: SourcePrincipal(namespace: "shop", serviceAccount: "frontend")) == .allow)
+            #expect(!table.decide(namespace: "shop", service: "cart", source: SourcePrincipal(namespace: "default", serviceAccount: "frontend")).isAllowed)
+            #expect(!table.decide(namespace: "shop", service: "catalog", source: nil).isAllowed, "shop is strict")
+        }
+    }
 }

@@ -13,6 +13,7 @@ struct ServiceAccountTests {
     @Test func replicaRunsAsItsTemplatesAccountElseItsDeploymentsName() {
         #expect(replica(account: nil).serviceAccount == "web")
         #expect(replica(account: "storefront").serviceAccount == "storefront")
+        #expect(replica(account: "storefront").principal == SourcePrincipal(namespace: "shop", serviceAccount: "storefront"))
         var deployment = validDeployment()
         #expect(deployment.serviceAccount == "web")
         deployment.spec.template.spec.serviceAccountName = "storefront"
