@@ -12,6 +12,8 @@ public enum ResourceView {
         case .replica: columns = ["NAME", "PHASE", "READY", "RESTARTS", "ADDRESS", "NODE", "AGE"]
         case .node: columns = ["NAME", "STATUS", "ADDRESSES", "HEARTBEAT", "AGE"]
         case .endpoints: columns = ["NAME", "ENDPOINTS", "AGE"]
+        case .authorizationPolicy: columns = ["NAME", "SERVICE", "RULES", "AGE"]
+        case .peerAuthentication: columns = ["NAME", "MODE", "AGE"]
         }
         return showsNamespace(kind, allNamespaces) ? ["NAMESPACE"] + columns : columns
     }
@@ -44,6 +46,11 @@ public enum ResourceView {
             cells = [metadata.name, state, addresses.isEmpty ? "<none>" : addresses.joined(separator: ","), heartbeat, age]
         case .endpoints:
             cells = [metadata.name, decode(Endpoints.self, object).map(endpointsText) ?? "<none>", age]
+        case .authorizationPolicy:
+            let spec = decode(AuthorizationPolicy.self, object)?.spec
+            cells = [metadata.name, spec?.service ?? "?", spec.map { $0.allow.isEmpty ? "0 (deny all)" : "\($0.allow.count)" } ?? "?", age]
+        case .peerAuthentication:
+            cells = [metadata.name, decode(PeerAuthentication.self, object)?.spec.mtls.mode ?? "?", age]
         }
         if showsNamespace(kind, allNamespaces) { cells.insert(metadata.namespace ?? defaultNamespace, at: 0) }
         return cells
@@ -56,7 +63,8 @@ public enum ResourceView {
 
     /// Convenience fields for scripts and tests: `name` and `namespace` for every kind (`""` for
     /// nodes), and the state that matters per kind (for replicas: deployment, node, phase, ready,
-    /// address, ip, ports, restarts, pid).
+    /// address, ip, ports, restarts, pid; for authorization policies: service, rules; for peer
+    /// authentications: mode).
     public static func flatFields(_ kind: ResourceKind, _ object: JSONValue) -> [String: JSONValue] {
         let name = object["metadata"]?["name"]?.stringValue ?? ""
         let namespace = kind.isNamespaced ? (object["metadata"]?["namespace"]?.stringValue ?? defaultNamespace) : ""
@@ -94,6 +102,12 @@ public enum ResourceView {
             fields["addresses"] = .array(endpoints.flatMap { endpoint in
                 endpoint.ports.values.sorted().map { JSONValue.string(hostPort(endpoint.ip, $0)) }
             })
+        case .authorizationPolicy:
+            let spec = decode(AuthorizationPolicy.self, object)?.spec
+            fields["service"] = optional(spec?.service)
+            fields["rules"] = spec.map { int($0.allow.count) } ?? .null
+        case .peerAuthentication:
+            fields["mode"] = optional(decode(PeerAuthentication.self, object)?.spec.mtls.mode)
         }
         return fields
     }
@@ -123,6 +137,24 @@ public enum ResourceView {
         guard let replica else { return "Unknown" }
         if replica.isTerminating { return ReplicaPhase.terminating.rawValue }
         return replica.status?.phase.rawValue ?? ReplicaPhase.pending.rawValue
+    }
+
+    /// What one rule of an AuthorizationPolicy in `namespace` allows, with bare service account names
+    /// resolved: `service accounts default/frontend, payments/worker`, `any service account in namespace ops`.
+    public static func ruleText(_ rule: AuthorizationRule, namespace: String) -> String {
+        func list(_ noun: String, _ items: [String]) -> String {
+            "\(noun)\(items.count == 1 ? "" : "s") \(items.joined(separator: ", "))"
+        }
+        switch (rule.serviceAccounts, rule.namespaces) {
+        case (nil, nil):
+            return "any mesh identity"
+        case (nil, let namespaces?):
+            return "any service account in " + list("namespace", namespaces)
+        case (let accounts?, nil):
+            return list("service account", accounts.map { $0.contains("/") ? $0 : "\(namespace)/\($0)" })
+        case (let accounts?, let namespaces?):
+            return list("service account", accounts) + " in " + list("namespace", namespaces)
+        }
     }
 
     /// `ip:port` of every endpoint, at most five and a count of the rest, as kubectl shows them.

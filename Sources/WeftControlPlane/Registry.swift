@@ -104,6 +104,12 @@ public struct Registry: Sendable {
             }
             let (write, action) = try await prepare(service) { new, old in new.spec != old.spec }
             return ((write.map { [$0] } ?? []) + addressWrites, action)
+        case .authorizationPolicy(let policy):
+            let (write, action) = try await prepare(policy) { new, old in new.spec != old.spec }
+            return (write.map { [$0] } ?? [], action)
+        case .peerAuthentication(let peerAuthentication):
+            let (write, action) = try await prepare(peerAuthentication) { new, old in new.spec != old.spec }
+            return (write.map { [$0] } ?? [], action)
         }
     }
 

@@ -34,6 +34,11 @@ public struct DeploymentSpec: Codable, Sendable, Hashable {
     public var desiredReplicas: Int { replicas ?? 1 }
 }
 
+extension Deployment {
+    /// The service account its replicas run as: the template's `serviceAccountName`, else the deployment's name.
+    public var serviceAccount: String { spec.template.spec.serviceAccount(deployment: name) }
+}
+
 /// How replicas of an old template are replaced by the new one.
 public struct DeploymentStrategy: Codable, Sendable, Hashable {
     /// `RollingUpdate` (default) or `Recreate`.
@@ -93,11 +98,14 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     public var nodeSelector: [String: String]?
     /// Taints of nodes the replica may run on anyway.
     public var tolerations: [Toleration]?
+    /// The identity the replica's streams carry in the mesh (`spiffe://<domain>/ns/<ns>/sa/<name>`),
+    /// which AuthorizationPolicies name; the deployment's name when absent.
+    public var serviceAccountName: String?
 
     public init(command: [String], args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
                 ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
                 resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil,
-                nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil) {
+                nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil, serviceAccountName: String? = nil) {
         self.command = command
         self.args = args
         self.env = env
@@ -109,9 +117,13 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
         self.terminationGracePeriodSeconds = terminationGracePeriodSeconds
         self.nodeSelector = nodeSelector
         self.tolerations = tolerations
+        self.serviceAccountName = serviceAccountName
     }
 
     public var gracePeriodSeconds: Int { terminationGracePeriodSeconds ?? 30 }
+
+    /// `serviceAccountName`, or `deployment` (the name of the deployment the template belongs to).
+    public func serviceAccount(deployment: String) -> String { serviceAccountName ?? deployment }
 }
 
 public struct EnvVar: Codable, Sendable, Hashable {

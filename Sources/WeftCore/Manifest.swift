@@ -2,11 +2,15 @@
 public enum AppliedObject: Sendable, Equatable {
     case deployment(Deployment)
     case service(Service)
+    case authorizationPolicy(AuthorizationPolicy)
+    case peerAuthentication(PeerAuthentication)
 
     public var kind: ResourceKind {
         switch self {
         case .deployment: return .deployment
         case .service: return .service
+        case .authorizationPolicy: return .authorizationPolicy
+        case .peerAuthentication: return .peerAuthentication
         }
     }
 
@@ -14,6 +18,8 @@ public enum AppliedObject: Sendable, Equatable {
         switch self {
         case .deployment(let d): return d.metadata
         case .service(let s): return s.metadata
+        case .authorizationPolicy(let p): return p.metadata
+        case .peerAuthentication(let p): return p.metadata
         }
     }
 }
@@ -46,10 +52,10 @@ public enum Manifest {
         let kindText = members["kind"]?.stringValue
         let label = kindText.map { k in objectName.map { "\(k)/\($0)" } ?? k }
         guard let kindText else {
-            throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "is required (Deployment or Service)")])
+            throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "is required (\(appliedKinds(joinedBy: "or")))")])
         }
         guard let kind = ResourceKind(rawValue: kindText) else {
-            throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "unknown kind \"\(kindText)\"; Weft accepts Deployment and Service")])
+            throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "unknown kind \"\(kindText)\"; Weft accepts \(appliedKinds(joinedBy: "and"))")])
         }
         guard kind.isUserManaged else {
             throw ManifestError(object: label, errors: [FieldError(path: "kind", message: "\(kind.rawValue) objects are managed by Weft and cannot be applied")])
@@ -75,11 +81,27 @@ public enum Manifest {
             service.metadata = normalised(service.metadata, namespace: namespace)
             errors = Validation.validate(service)
             object = .service(service)
+        case .authorizationPolicy:
+            var policy = try decoded(AuthorizationPolicy.self)
+            policy.metadata = normalised(policy.metadata, namespace: namespace)
+            errors = Validation.validate(policy)
+            object = .authorizationPolicy(policy)
+        case .peerAuthentication:
+            var peerAuthentication = try decoded(PeerAuthentication.self)
+            peerAuthentication.metadata = normalised(peerAuthentication.metadata, namespace: namespace)
+            errors = Validation.validate(peerAuthentication)
+            object = .peerAuthentication(peerAuthentication)
         case .replica, .node, .endpoints:
             preconditionFailure("not user-managed")
         }
         guard errors.isEmpty else { throw ManifestError(object: label, errors: errors) }
         return object
+    }
+
+    /// `Deployment, Service, AuthorizationPolicy and PeerAuthentication`.
+    static func appliedKinds(joinedBy conjunction: String) -> String {
+        let names = ResourceKind.allCases.filter(\.isUserManaged).map(\.rawValue)
+        return names.dropLast().joined(separator: ", ") + " \(conjunction) " + names[names.count - 1]
     }
 
     static func normalised(_ metadata: ObjectMeta, namespace: String) -> ObjectMeta {

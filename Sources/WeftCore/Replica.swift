@@ -19,6 +19,12 @@ public struct Replica: Resource {
     /// Whether a graceful delete has begun.
     public var isTerminating: Bool { metadata.deletionTimestamp != nil }
     public var isReady: Bool { !isTerminating && (status?.ready ?? false) }
+
+    /// The service account the replica runs as: its template's `serviceAccountName`, else its deployment's name.
+    public var serviceAccount: String { spec.template.serviceAccount(deployment: spec.deployment) }
+
+    /// The replica's identity in the mesh, as AuthorizationPolicies see it.
+    public var principal: SourcePrincipal { SourcePrincipal(namespace: namespace, serviceAccount: serviceAccount) }
 }
 
 public struct ReplicaSpec: Codable, Sendable, Hashable {

@@ -11,6 +11,8 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
     case replica = "Replica"
     case node = "Node"
     case endpoints = "Endpoints"
+    case authorizationPolicy = "AuthorizationPolicy"
+    case peerAuthentication = "PeerAuthentication"
 
     /// The lower-case plural used in API paths and on the command line (`deployments`).
     public var plural: String {
@@ -20,6 +22,8 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
         case .replica: return "replicas"
         case .node: return "nodes"
         case .endpoints: return "endpoints"
+        case .authorizationPolicy: return "authorizationpolicies"
+        case .peerAuthentication: return "peerauthentications"
         }
     }
 
@@ -27,7 +31,12 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
     public var isNamespaced: Bool { self != .node }
 
     /// Whether users create and change objects of this kind (the rest are made by Weft).
-    public var isUserManaged: Bool { self == .deployment || self == .service }
+    public var isUserManaged: Bool {
+        switch self {
+        case .deployment, .service, .authorizationPolicy, .peerAuthentication: return true
+        case .replica, .node, .endpoints: return false
+        }
+    }
 
     /// The names accepted on the command line for this kind: plural, singular and short names.
     public var aliases: [String] {
@@ -37,6 +46,8 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
         case .replica: return ["replicas", "replica", "rep"]
         case .node: return ["nodes", "node", "no"]
         case .endpoints: return ["endpoints", "endpoint", "ep"]
+        case .authorizationPolicy: return ["authorizationpolicies", "authorizationpolicy", "authz"]
+        case .peerAuthentication: return ["peerauthentications", "peerauthentication", "peerauth"]
         }
     }
 

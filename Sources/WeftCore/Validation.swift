@@ -76,9 +76,108 @@ public enum Validation {
         return errors
     }
 
+    public static func validate(_ policy: AuthorizationPolicy) -> [FieldError] {
+        var errors = validateCommon(apiVersion: policy.apiVersion, metadata: policy.metadata, nameRule: .plain)
+        let spec = FieldPath() / "spec"
+        if let problem = dnsLabelProblem(policy.spec.service, mustStartWithLetter: true) {
+            errors.append((spec / "service").error(problem))
+        }
+        var seenRules: [AuthorizationRuleKey: Int] = [:]
+        for (i, rule) in policy.spec.allow.enumerated() {
+            let path = (spec / "allow")[i]
+            let (ruleErrors, key) = validateRule(rule, at: path, policyNamespace: policy.namespace)
+            errors += ruleErrors
+            guard let key else { continue }
+            if let first = seenRules[key] {
+                errors.append(path.error("duplicate rule (also allow[\(first)])"))
+            } else {
+                seenRules[key] = i
+            }
+        }
+        return errors
+    }
+
+    public static func validate(_ peerAuthentication: PeerAuthentication) -> [FieldError] {
+        var errors = validateCommon(apiVersion: peerAuthentication.apiVersion, metadata: peerAuthentication.metadata, nameRule: .plain)
+        let mtls = peerAuthentication.spec.mtls
+        if mtls.mutualTLSMode == nil {
+            let modes = MutualTLSMode.allCases.map(\.rawValue).joined(separator: " or ")
+            errors.append((FieldPath() / "spec" / "mtls" / "mode").error("must be \(modes), got \"\(mtls.mode)\""))
+        }
+        return errors
+    }
+
+    /// What a rule matches, to find rules listed twice: service accounts as `namespace/name` (a bare
+    /// name stays bare when the rule lists namespaces, since it then stands for one in each of them).
+    struct AuthorizationRuleKey: Hashable {
+        var serviceAccounts: Set<String>?
+        var namespaces: Set<String>?
+    }
+
+    /// The rule's problems, and its key when it has none.
+    static func validateRule(_ rule: AuthorizationRule, at path: FieldPath, policyNamespace: String) -> ([FieldError], AuthorizationRuleKey?) {
+        var errors: [FieldError] = []
+        var namespaces: Set<String>?
+        if let listed = rule.namespaces {
+            let listPath = path / "namespaces"
+            if listed.isEmpty {
+                errors.append(listPath.error("must list at least one namespace; omit the field to allow every namespace"))
+            }
+            var seen = Set<String>()
+            for (i, namespace) in listed.enumerated() {
+                if let problem = dnsLabelProblem(namespace) {
+                    errors.append(listPath[i].error(problem))
+                } else if !seen.insert(namespace).inserted {
+                    errors.append(listPath[i].error("duplicate namespace \"\(namespace)\""))
+                }
+            }
+            namespaces = seen
+        }
+        var accounts: Set<String>?
+        if let listed = rule.serviceAccounts {
+            let listPath = path / "serviceAccounts"
+            if listed.isEmpty {
+                errors.append(listPath.error("must list at least one service account; omit the field to allow every service account"))
+            }
+            var seen: [String: Int] = [:]
+            for (i, text) in listed.enumerated() {
+                let entry = listPath[i]
+                guard let reference = ServiceAccountReference(text) else {
+                    errors.append(entry.error("\"\(text)\" is not a service account: use name (in the policy's namespace) or namespace/name, with one '/'"))
+                    continue
+                }
+                var valid = true
+                if let namespace = reference.namespace, let problem = dnsLabelProblem(namespace) {
+                    errors.append(entry.error("namespace of \"\(text)\": \(problem)"))
+                    valid = false
+                }
+                if let problem = dnsLabelProblem(reference.name) {
+                    errors.append(entry.error(reference.namespace == nil ? problem : "service account of \"\(text)\": \(problem)"))
+                    valid = false
+                }
+                guard valid else { continue }
+                if let namespace = reference.namespace, let namespaces, !namespaces.isEmpty, !namespaces.contains(namespace) {
+                    errors.append(entry.error("\"\(text)\" is in namespace \(namespace), which this rule's namespaces do not list, so it could never match; "
+                        + "add \(namespace) to namespaces or give the service account in a rule of its own"))
+                    continue
+                }
+                let resolved = namespaces == nil ? "\(reference.namespace ?? policyNamespace)/\(reference.name)" : reference.description
+                if let first = seen[resolved] {
+                    errors.append(entry.error("duplicate service account \"\(resolved)\" (also serviceAccounts[\(first)])"))
+                } else {
+                    seen[resolved] = i
+                }
+            }
+            accounts = Set(seen.keys)
+        }
+        return (errors, errors.isEmpty ? AuthorizationRuleKey(serviceAccounts: accounts, namespaces: namespaces) : nil)
+    }
+
     // MARK: - Parts
 
-    enum NameRule { case deployment, service }
+    /// Deployments leave room for replica names; services must start with a letter (they are DNS
+    /// names); other kinds take any DNS label.
+    enum NameRule { case deployment, service, plain }
 
     static func validateCommon(apiVersion: String, metadata: ObjectMeta, nameRule: NameRule) -> [FieldError] {
         var errors: [FieldError] = []
@@ -145,6 +244,9 @@ public enum Validation {
         }
         if let dir = workload.workingDir, !dir.hasPrefix("/") {
             errors.append((path / "workingDir").error("must be an absolute path"))
+        }
+        if let account = workload.serviceAccountName, let problem = dnsLabelProblem(account) {
+            errors.append((path / "serviceAccountName").error(problem))
         }
         var portNames = Set<String>()
         var hostPorts = Set<String>()

@@ -7,7 +7,7 @@ import WeftCore
 struct DescribeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show one object in detail.")
 
-    @Argument(help: "deployment, service, replica or node.")
+    @Argument(help: "deployment, service, replica, node, endpoints, authorizationpolicy (authz) or peerauthentication (peerauth).")
     var kind: String
 
     @Argument(help: "The object's name.")
@@ -43,6 +43,13 @@ struct DescribeCommand: AsyncParsableCommand {
                     guard let endpoints = ResourceView.decode(Endpoints.self, object) else { throw unreadable(kind) }
                     out.metadata(endpoints.metadata, namespaced: true, now: now)
                     out.endpoints(endpoints)
+                case .authorizationPolicy:
+                    guard let policy = ResourceView.decode(AuthorizationPolicy.self, object) else { throw unreadable(kind) }
+                    let service = try await api.get(Service.self, namespace: scope, name: policy.spec.service)
+                    out.authorizationPolicy(policy, serviceExists: service != nil, now: now)
+                case .peerAuthentication:
+                    guard let peerAuthentication = ResourceView.decode(PeerAuthentication.self, object) else { throw unreadable(kind) }
+                    out.peerAuthentication(peerAuthentication, now: now)
                 }
                 print(out.text, terminator: "")
             }
@@ -107,7 +114,7 @@ struct Description {
         section("Template") { out in
             out.field("Labels", Self.pairs(deployment.spec.template.metadata?.labels))
             out.field("Template Hash", TemplateHash.of(deployment.spec.template))
-            out.workload(deployment.spec.template.spec)
+            out.workload(deployment.spec.template.spec, serviceAccount: deployment.serviceAccount)
         }
         section("Replicas") { out in
             if replicas.isEmpty {
@@ -119,8 +126,9 @@ struct Description {
         }
     }
 
-    mutating func workload(_ spec: WorkloadSpec) {
+    mutating func workload(_ spec: WorkloadSpec, serviceAccount: String) {
         field("Command", Self.shellWords(spec.command + (spec.args ?? [])))
+        field("Service Account", serviceAccount + (spec.serviceAccountName == nil ? " (the deployment's name)" : ""))
         if let dir = spec.workingDir { field("Working Dir", dir) }
         field("Ports", (spec.ports ?? []).isEmpty ? nil : (spec.ports ?? []).map { port in
             port.name + (port.containerPort.map { " (container port \($0))" } ?? "") + "/\(port.protocol ?? "TCP")"
@@ -154,7 +162,7 @@ struct Description {
         field("Last Exit Status", status?.lastExitStatus)
         field("PID", status?.pid.map(String.init))
         field("Started", status?.startedAt.map { "\($0) (\(Age.since($0, now: now)) ago)" })
-        section("Template") { out in out.workload(replica.spec.template) }
+        section("Template") { out in out.workload(replica.spec.template, serviceAccount: replica.serviceAccount) }
     }
 
     mutating func service(_ service: Service, endpoints: Endpoints?, now: Date) {
@@ -178,6 +186,29 @@ struct Description {
                 out.field(endpoint.replica, "\(endpoint.ip) [\(ports)] on \(endpoint.node)" + (endpoint.weight.map { " weight \($0)" } ?? ""))
             }
         }
+    }
+
+    mutating func authorizationPolicy(_ policy: AuthorizationPolicy, serviceExists: Bool, now: Date) {
+        metadata(policy.metadata, namespaced: true, now: now)
+        field("Service", policy.spec.service + (serviceExists ? "" : " (no such service in namespace \(policy.namespace) yet)"))
+        section("Allow") { out in
+            if policy.spec.allow.isEmpty { out.lines("<no rules: every source is denied>") }
+            for (i, rule) in policy.spec.allow.enumerated() {
+                out.field("[\(i)]", ResourceView.ruleText(rule, namespace: policy.namespace))
+            }
+        }
+    }
+
+    mutating func peerAuthentication(_ peerAuthentication: PeerAuthentication, now: Date) {
+        metadata(peerAuthentication.metadata, namespaced: true, now: now)
+        let namespace = peerAuthentication.namespace
+        let meaning: String
+        switch peerAuthentication.spec.mtls.mutualTLSMode {
+        case .strict: meaning = " (services in namespace \(namespace) refuse sources without a mesh identity)"
+        case .permissive: meaning = " (sources without a mesh identity are accepted unless another PeerAuthentication in \(namespace) says STRICT)"
+        case nil: meaning = ""
+        }
+        field("mTLS Mode", peerAuthentication.spec.mtls.mode + meaning)
     }
 
     mutating func node(_ node: Node, now: Date) {

@@ -7,11 +7,11 @@ import WeftCore
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Show objects: deployments, services, replicas or nodes.",
+        abstract: "Show objects: deployments, services, replicas, nodes, endpoints, authorization policies or peer authentications.",
         discussion: "JSON and YAML output add flat fields at each object's top level (name, namespace; for replicas also deployment, node, phase, ready, address, restarts)."
     )
 
-    @Argument(help: "deployments (deploy), services (svc), replicas (rep) or nodes (no).")
+    @Argument(help: "deployments (deploy), services (svc), replicas (rep), nodes (no), endpoints (ep), authorizationpolicies (authz) or peerauthentications (peerauth).")
     var kind: String
 
     @Argument(help: "Show only this object.")

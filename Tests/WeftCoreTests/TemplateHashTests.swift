@@ -105,19 +105,24 @@ struct KindAndSelectorTests {
         ("services", .service), ("service", .service), ("svc", .service), ("Service", .service), ("SVC", .service),
         ("replicas", .replica), ("replica", .replica), ("rep", .replica), ("Replica", .replica),
         ("nodes", .node), ("node", .node), ("no", .node), ("Node", .node),
+        ("authorizationpolicies", .authorizationPolicy), ("authorizationpolicy", .authorizationPolicy), ("authz", .authorizationPolicy),
+        ("AuthorizationPolicy", .authorizationPolicy),
+        ("peerauthentications", .peerAuthentication), ("peerauthentication", .peerAuthentication), ("peerauth", .peerAuthentication),
+        ("PeerAuthentication", .peerAuthentication),
     ])
     func kindByName(name: String, kind: ResourceKind) {
         #expect(ResourceKind(name: name) == kind)
     }
 
-    @Test(arguments: ["", "pods", "pod", "dep", "deployment ", " svc", "s", "nodez", "Deployment/web"])
+    @Test(arguments: ["", "pods", "pod", "dep", "deployment ", " svc", "s", "nodez", "Deployment/web", "authorizationpolicys", "pa"])
     func unknownKindNames(name: String) {
         #expect(ResourceKind(name: name) == nil)
     }
 
     @Test func kindProperties() {
-        #expect(ResourceKind.allCases.map(\.plural) == ["deployments", "services", "replicas", "nodes", "endpoints"])
-        #expect(ResourceKind.allCases.filter(\.isUserManaged) == [.deployment, .service])
+        #expect(ResourceKind.allCases.map(\.plural) == ["deployments", "services", "replicas", "nodes", "endpoints",
+                                                        "authorizationpolicies", "peerauthentications"])
+        #expect(ResourceKind.allCases.filter(\.isUserManaged) == [.deployment, .service, .authorizationPolicy, .peerAuthentication])
         #expect(ResourceKind.allCases.filter { !$0.isNamespaced } == [.node])
         // Every alias leads back to its own kind, and no alias is shared.
         for kind in ResourceKind.allCases {

@@ -274,6 +274,13 @@ struct DeploymentValidationTests {
         // terminationGracePeriodSeconds
         DeploymentRule("grace negative", "\(tpl).terminationGracePeriodSeconds", "must be between 0 and 3600") { $0.spec.template.spec.terminationGracePeriodSeconds = -1 },
         DeploymentRule("grace 3601", "\(tpl).terminationGracePeriodSeconds", "must be between 0 and 3600") { $0.spec.template.spec.terminationGracePeriodSeconds = 3601 },
+        // serviceAccountName: a DNS label
+        DeploymentRule("serviceAccountName empty", "\(tpl).serviceAccountName", "must not be empty") { $0.spec.template.spec.serviceAccountName = "" },
+        DeploymentRule("serviceAccountName upper-case", "\(tpl).serviceAccountName", "\"Web\" is not a valid name") { $0.spec.template.spec.serviceAccountName = "Web" },
+        DeploymentRule("serviceAccountName with namespace", "\(tpl).serviceAccountName", "is not a valid name") { $0.spec.template.spec.serviceAccountName = "shop/web" },
+        DeploymentRule("serviceAccountName 64 chars", "\(tpl).serviceAccountName", "must be at most 63 characters") {
+            $0.spec.template.spec.serviceAccountName = String(repeating: "s", count: 64)
+        },
     ]
 
     @Test(arguments: rules)
@@ -335,6 +342,8 @@ struct DeploymentValidationTests {
         DeploymentEdit("grace 0") { $0.spec.template.spec.terminationGracePeriodSeconds = 0 },
         DeploymentEdit("grace 3600") { $0.spec.template.spec.terminationGracePeriodSeconds = 3600 },
         DeploymentEdit("minimal workload") { $0.spec.template.spec = WorkloadSpec(command: ["/bin/app"]) },
+        DeploymentEdit("serviceAccountName") { $0.spec.template.spec.serviceAccountName = "web-frontend" },
+        DeploymentEdit("serviceAccountName 63 chars, digit first") { $0.spec.template.spec.serviceAccountName = "1" + String(repeating: "s", count: 62) },
     ]
 
     @Test(arguments: edits)

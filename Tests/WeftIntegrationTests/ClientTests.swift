@@ -236,6 +236,35 @@ struct ClientTests {
         #expect(ResourceView.flatFields(.node, node)["namespace"] == .string(""))
     }
 
+    @Test("authorization policy and peer authentication rows, flat fields and rule text")
+    func authorizationRows() throws {
+        let now = try #require(Age.parse("2024-05-01T14:00:00Z"))
+        let policy = try JSONValue.parse(Data("""
+            {"apiVersion":"weft/v1","kind":"AuthorizationPolicy","metadata":{"name":"cart-callers","namespace":"shop","creationTimestamp":"2024-05-01T13:55:00Z"},
+             "spec":{"service":"cart","allow":[{"serviceAccounts":["frontend","payments/worker"]},{"namespaces":["ops"]},{"serviceAccounts":["batch"],"namespaces":["jobs","ci"]},{}]}}
+            """.utf8))
+        #expect(ResourceView.headers(.authorizationPolicy, allNamespaces: false) == ["NAME", "SERVICE", "RULES", "AGE"])
+        #expect(ResourceView.row(.authorizationPolicy, policy, allNamespaces: true, now: now) == ["shop", "cart-callers", "cart", "4", "5m"])
+        #expect(ResourceView.flatFields(.authorizationPolicy, policy)["service"] == .string("cart"))
+        #expect(ResourceView.flatFields(.authorizationPolicy, policy)["rules"] == .int(4))
+        let rules = try #require(ResourceView.decode(AuthorizationPolicy.self, policy)).spec.allow
+        #expect(rules.map { ResourceView.ruleText($0, namespace: "shop") } == [
+            "service accounts shop/frontend, payments/worker",
+            "any service account in namespace ops",
+            "service account batch in namespaces jobs, ci",
+            "any mesh identity",
+        ])
+        let denyAll = try JSONValue.parse(Data(#"{"apiVersion":"weft/v1","kind":"AuthorizationPolicy","metadata":{"name":"lockdown"},"spec":{"service":"cart","allow":[]}}"#.utf8))
+        #expect(ResourceView.row(.authorizationPolicy, denyAll, allNamespaces: false, now: now) == ["lockdown", "cart", "0 (deny all)", "<unknown>"])
+
+        let peer = try JSONValue.parse(Data("""
+            {"apiVersion":"weft/v1","kind":"PeerAuthentication","metadata":{"name":"mtls","creationTimestamp":"2024-05-01T12:00:00Z"},"spec":{"mtls":{"mode":"STRICT"}}}
+            """.utf8))
+        #expect(ResourceView.headers(.peerAuthentication, allNamespaces: true) == ["NAMESPACE", "NAME", "MODE", "AGE"])
+        #expect(ResourceView.row(.peerAuthentication, peer, allNamespaces: false, now: now) == ["mtls", "STRICT", "2h"])
+        #expect(ResourceView.flatFields(.peerAuthentication, peer)["mode"] == .string("STRICT"))
+    }
+
     @Test("YAML output quotes strings that would read back as other types, and round-trips")
     func yamlOutput() throws {
         let value = JSONValue.object([

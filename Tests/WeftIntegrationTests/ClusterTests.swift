@@ -118,6 +118,55 @@ struct ClusterTests {
         }
     }
 
+    @Test("authorization policies and peer authentications: apply, get, describe, delete with the CLI; a bad one applies nothing")
+    func authorizationObjects() async throws {
+        try await withWeftServer { server in
+            let manifests = """
+                apiVersion: weft/v1
+                kind: AuthorizationPolicy
+                metadata: {name: cart-callers}
+                spec:
+                  service: cart
+                  allow:
+                    - serviceAccounts: [frontend, "payments/worker"]
+                    - namespaces: [ops]
+                ---
+                apiVersion: weft/v1
+                kind: PeerAuthentication
+                metadata: {name: mtls}
+                spec:
+                  mtls: {mode: STRICT}
+                """
+            let path = try writeTemporaryFile(manifests, in: server.dataDirectory, name: "policy.yaml")
+            let applied = try await server.cli(["apply", "-f", path, "-n", "shop"])
+            #expect(applied.exit == .exited(0), "\(applied)")
+            #expect(applied.stdout.contains("authorizationpolicy/cart-callers created"), "\(applied)")
+            #expect(applied.stdout.contains("peerauthentication/mtls created"), "\(applied)")
+
+            let table = try await server.cli(["get", "authz", "-n", "shop"])
+            #expect(table.stdout.split(separator: "\n").first?.split(separator: " ", omittingEmptySubsequences: true) == ["NAME", "SERVICE", "RULES", "AGE"], "\(table)")
+            #expect(table.stdout.contains("cart-callers"), "\(table)")
+            let peers = try await server.items("peerauth", namespace: "shop")
+            #expect(peers.map { $0["mode"] as? String } == ["STRICT"])
+            let described = try await server.cli(["describe", "authorizationpolicy", "cart-callers", "-n", "shop"])
+            #expect(described.stdout.contains("service accounts shop/frontend, payments/worker"), "\(described)")
+            #expect(described.stdout.contains("any service account in namespace ops"), "\(described)")
+            #expect(described.stdout.contains("no such service"), "\(described)")
+
+            let bad = try writeTemporaryFile(manifests.replacingOccurrences(of: "cart-callers", with: "other")
+                .replacingOccurrences(of: "\"payments/worker\"", with: "\"a/b/c\""), in: server.dataDirectory, name: "bad.yaml")
+            let refused = try await server.cli(["apply", "-f", bad, "-n", "shop"])
+            #expect(refused.exit != .exited(0))
+            #expect(refused.stderr.contains("bad.yaml: document 1 (AuthorizationPolicy/other): spec.allow[0].serviceAccounts[1]"), "\(refused)")
+            #expect(try await server.items("authz", namespace: "shop").count == 1)
+
+            let deleted = try await server.cli(["delete", "-f", path, "-n", "shop"])
+            #expect(deleted.exit == .exited(0), "\(deleted)")
+            #expect(try await server.items("authorizationpolicies", namespace: "shop").isEmpty)
+            #expect(try await server.items("peerauthentications", namespace: "shop").isEmpty)
+        }
+    }
+
     @Test("the API refuses requests without the token, and serves health without one")
     func authentication() async throws {
         try await withWeftServer { server in
