@@ -103,8 +103,8 @@ actor ReplicaRunner {
 
     func update(_ replica: Replica) { self.replica = replica }
 
-    /// The replica's service account: its deployment's name.
-    private var serviceAccount: String { replica.spec.deployment }
+    /// The replica's service account: its template's `serviceAccountName`, else its deployment's name.
+    private var serviceAccount: String { replica.serviceAccount }
 
     /// `spiffe://<trust-domain>/ns/<namespace>/sa/<service account>`, when the node has a trust domain.
     private var workloadIdentity: SPIFFEID? {

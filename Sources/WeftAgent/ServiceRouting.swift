@@ -21,6 +21,8 @@ actor ServiceRouting {
     private var services: [String: Service] = [:]
     private var endpoints: [String: Endpoints] = [:]
     private var nodes: [String: Node] = [:]
+    private var policies: [String: AuthorizationPolicy] = [:]
+    private var peerAuthentications: [String: PeerAuthentication] = [:]
     private var applied: ProxyConfiguration?
     private let dirty: AsyncStream<Void>.Continuation
     private let changes: AsyncStream<Void>
@@ -38,7 +40,15 @@ actor ServiceRouting {
         let serviceWatch = ListWatch(Service.self, client: client, logger: logger)
         let endpointsWatch = ListWatch(Endpoints.self, client: client, logger: logger)
         let nodeWatch = ListWatch(Node.self, client: client, logger: logger)
+        let policyWatch = ListWatch(AuthorizationPolicy.self, client: client, logger: logger)
+        let peerWatch = ListWatch(PeerAuthentication.self, client: client, logger: logger)
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                await policyWatch.run(relisted: { await self.replacePolicies($0) }, changed: { await self.policyChanged($0) })
+            }
+            group.addTask {
+                await peerWatch.run(relisted: { await self.replacePeers($0) }, changed: { await self.peerChanged($0) })
+            }
             group.addTask {
                 await nodeWatch.run(relisted: { await self.replaceNodes($0) }, changed: { await self.nodeChanged($0) })
             }
@@ -59,6 +69,34 @@ actor ServiceRouting {
 
     private func replaceEndpoints(_ items: [Endpoints]) {
         endpoints = Dictionary(items.map { ("\($0.namespace)/\($0.name)", $0) }, uniquingKeysWith: { $1 })
+        dirty.yield()
+    }
+
+    private func replacePolicies(_ items: [AuthorizationPolicy]) {
+        policies = Dictionary(items.map { ("\($0.namespace)/\($0.name)", $0) }, uniquingKeysWith: { $1 })
+        dirty.yield()
+    }
+
+    private func policyChanged(_ event: WatchEvent<AuthorizationPolicy>) {
+        switch event {
+        case .added(let object), .modified(let object): policies["\(object.namespace)/\(object.name)"] = object
+        case .deleted(let object): policies["\(object.namespace)/\(object.name)"] = nil
+        case .bookmark: return
+        }
+        dirty.yield()
+    }
+
+    private func replacePeers(_ items: [PeerAuthentication]) {
+        peerAuthentications = Dictionary(items.map { ("\($0.namespace)/\($0.name)", $0) }, uniquingKeysWith: { $1 })
+        dirty.yield()
+    }
+
+    private func peerChanged(_ event: WatchEvent<PeerAuthentication>) {
+        switch event {
+        case .added(let object), .modified(let object): peerAuthentications["\(object.namespace)/\(object.name)"] = object
+        case .deleted(let object): peerAuthentications["\(object.namespace)/\(object.name)"] = nil
+        case .bookmark: return
+        }
         dirty.yield()
     }
 
@@ -108,9 +146,12 @@ actor ServiceRouting {
         var refused: [String: String] = [:]
         while await iterator.next() != nil {
             updateZone()
+            let table = AuthorizationTable(policies: Array(policies.values), peerAuthentications: Array(peerAuthentications.values))
+            mesh.update(table: table)
             mesh.update(localEndpoints: Self.localEndpoints(services: Array(services.values), endpoints: endpoints, node: mesh.nodeName))
             let desired = Self.configuration(services: Array(services.values), endpoints: endpoints,
-                                             tunnels: Self.tunnels(nodes: nodes, trustDomain: mesh.trustDomain), node: mesh.nodeName)
+                                             tunnels: Self.tunnels(nodes: nodes, trustDomain: mesh.trustDomain), node: mesh.nodeName,
+                                             isProtected: { MeshAuthorization.isProtected($0, by: table) })
             guard desired != applied else { continue }
             do {
                 try await proxy.apply(desired)
@@ -182,18 +223,20 @@ actor ServiceRouting {
     }
 
     /// The proxy configuration for these services and endpoints (pure): endpoints on other nodes that
-    /// run a tunnel are reached through it.
+    /// run a tunnel are reached through it; so are this node's own endpoints of a protected service
+    /// (one an authorization policy or strict mode covers), so that every caller is checked.
     static func configuration(services: [Service], endpoints: [String: Endpoints], tunnels: [String: TunnelConfiguration] = [:],
-                              node: String = "") -> ProxyConfiguration {
+                              node: String = "", isProtected: (ServiceKey) -> Bool = { _ in false }) -> ProxyConfiguration {
         var listeners: [ListenerConfiguration] = []
         for service in services.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
             guard service.spec.serviceType == .vip, let ip = service.spec.clusterIP else { continue }
             let ready = endpoints["\(service.namespace)/\(service.name)"]?.endpoints ?? []
+            let protected = isProtected(ServiceKey(namespace: service.namespace, name: service.name))
             for port in service.spec.ports where (port.protocol ?? "TCP") == "TCP" {
                 let backends = ready.compactMap { endpoint in
                     endpoint.ports[String(port.port)].map {
                         BackendConfiguration(address: endpoint.ip, port: $0, weight: endpoint.weight,
-                                             tunnel: endpoint.node == node ? nil : tunnels[endpoint.node])
+                                             tunnel: endpoint.node == node && !protected ? nil : tunnels[endpoint.node])
                     }
                 }
                 listeners.append(ListenerConfiguration(

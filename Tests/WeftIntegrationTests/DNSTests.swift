@@ -126,6 +126,9 @@ extension ClusterTests {
             #expect(cart["service"] as? String == "cart")
             let catalog = try #require(cart["upstream"] as? [String: Any], "\(cart)")
             #expect(catalog["service"] as? String == "catalog")
+            // examples/shop/policy.yaml lets only the frontend call the cart: this test process is refused.
+            let cartVIP = try #require(try await server.items("services").first { $0["name"] as? String == "cart" }?["clusterIP"] as? String)
+            #expect((try? await httpGet(host: cartVIP, port: 80)) == nil, "the cart answered a caller outside the mesh")
             #expect(try await server.cli(["delete", "-f", shop]).exit == .exited(0))
         }
     }

@@ -141,4 +141,56 @@ extension ClusterTests {
             #expect(after.exit == .exited(0), "the API still answers with the cluster CA: \(after)")
         }
     }
+
+    @Test("authorization at the destination: a policy admits only its service accounts (OpenSSL with a denied workload certificate gets 403), callers outside the mesh are refused by a policy and, with STRICT, everywhere in the namespace",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs openssl"))
+    func authorizationPolicyAndStrictMode() async throws {
+        try await withWeftServer { server in
+            let shop = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("examples/shop").path
+            #expect(try await server.cli(["apply", "-f", shop]).exit == .exited(0))
+            func vip(_ name: String) async throws -> String {
+                try #require(try await server.items("services").first { $0["name"] as? String == name }?["clusterIP"] as? String)
+            }
+            let frontend = try await vip("frontend"), cart = try await vip("cart"), catalog = try await vip("catalog")
+            // The frontend (service account "frontend") may call the cart; its answer includes the cart's.
+            try await eventually("the frontend reaches the cart") {
+                guard let response = try? await httpGet(host: frontend, port: 80), response.status == 200 else { return false }
+                return ((try? response.jsonObject())?["upstream"] as? [String: Any])?["service"] as? String == "cart"
+            }
+            // This test process is no mesh workload: refused by the cart's policy, not by the catalog.
+            #expect((try? await httpGet(host: cart, port: 80)) == nil)
+            #expect((try? await httpGet(host: catalog, port: 80))?.status == 200)
+
+            // A workload certificate of another service account, straight to the tunnel port: 403.
+            let directory = server.dataDirectory.appendingPathComponent("agent/identity/workloads/default/catalog")
+            let certificate = directory.appendingPathComponent("svid.pem").path
+            try await eventually(timeout: .seconds(20), "the catalog's certificate") { FileManager.default.fileExists(atPath: certificate) }
+            let endpoint = try #require((try await server.items("endpoints")).first { ($0["metadata"] as? [String: Any])?["name"] as? String == "cart" }?["endpoints"] as? [[String: Any]]).first
+            let destination = "\(endpoint?["ip"] as? String ?? "?"):\((endpoint?["ports"] as? [String: Int])?["80"] ?? 0)"
+            let nodes = try await server.cli(["get", "nodes", "-o", "json"])
+            let tunnel = try #require(((try JSONSerialization.jsonObject(with: Data(nodes.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]])?
+                .first.flatMap { ($0["status"] as? [String: Any])?["tunnel"] as? String })
+            let denied = try await connectThrough(tunnel: tunnel, destination: destination,
+                                                  credentials: ["-cert", certificate, "-key", directory.appendingPathComponent("svid.key").path],
+                                                  bundle: directory.appendingPathComponent("bundle.pem").path)
+            #expect(denied.stdout.contains("403") && denied.stdout.contains("default/catalog may not reach service default/cart"), "\(denied)")
+
+            // STRICT in the namespace: no caller outside the mesh gets anywhere in it.
+            let strict = try writeTemporaryFile("""
+                apiVersion: weft/v1
+                kind: PeerAuthentication
+                metadata: {name: mtls}
+                spec: {mtls: {mode: STRICT}}
+                """, in: server.dataDirectory, name: "strict.yaml")
+            #expect(try await server.cli(["apply", "-f", strict]).exit == .exited(0))
+            try await eventually(timeout: .seconds(15), "the catalog refuses callers outside the mesh") {
+                (try? await httpGet(host: catalog, port: 80)) == nil
+            }
+            #expect(try await server.cli(["delete", "-f", strict]).exit == .exited(0))
+            try await eventually(timeout: .seconds(15), "the catalog answers again") {
+                (try? await httpGet(host: catalog, port: 80))?.status == 200
+            }
+        }
+    }
 }
