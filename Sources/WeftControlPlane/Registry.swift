@@ -146,6 +146,10 @@ public struct Registry: Sendable {
                let reservation = try await store.get(ServiceIPAllocator.key(ip)) {
                 writes.append(.delete(reservation.key, ifRevision: reservation.revision))
             }
+            // A node's credential goes with it: deleting a node is how it is revoked.
+            if kind == .node, let credential = try await store.get(NodeEnrollment.credentialKey(name)) {
+                writes.append(.delete(credential.key, ifRevision: credential.revision))
+            }
             try await store.commit(writes)
             return try ResourceCodec.json(stored)
         }
