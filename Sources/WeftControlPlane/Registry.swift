@@ -180,8 +180,9 @@ public struct Registry: Sendable {
         }
     }
 
-    /// Registers a node or renews its status (heartbeat).
-    public func putNode(_ node: Node) async throws -> JSONValue {
+    /// Registers a node or renews its status (heartbeat). `status.lastHeartbeat` is set to `now` on the
+    /// server's clock: the lease is judged against it, never against a node's clock.
+    public func putNode(_ node: Node, now: Date = Date()) async throws -> JSONValue {
         let problems = Validation.validate(node)
         guard problems.isEmpty else {
             throw APIFailure(code: 422, message: "\(problems.count) invalid field\(problems.count == 1 ? "" : "s") in Node/\(node.name)",
@@ -190,6 +191,8 @@ public struct Registry: Sendable {
         let key = ResourceCodec.key(.node, namespace: "", name: node.name)
         return try await withConflictRetry {
             var object = node
+            // Milliseconds: each heartbeat must differ from the last to renew the node's lease.
+            object.status?.lastHeartbeat = now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
             object.apiVersion = weftAPIVersion
             object.kind = ResourceKind.node.rawValue
             object.metadata.namespace = nil
