@@ -1,4 +1,5 @@
 import Foundation
+import WeftCore
 import WeftDNS
 
 /// Settings of a node agent.
@@ -26,11 +27,16 @@ public struct AgentConfiguration: Sendable {
     /// SPIFFE trust domain of the node's certificate (`spiffe://<trustDomain>/node/<name>`); nil: the
     /// agent asks for none.
     public var trustDomain: String?
+    /// The capacity the node registers; nil: the machine's processors and memory.
+    public var capacity: ResourceList?
+    /// Whether the node proxy binds a listener on each service VIP. Off for a second agent on a machine
+    /// whose VIPs another agent already serves (they are the same addresses); DNS is served either way.
+    public var serviceListeners: Bool
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
                 heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:],
                 dns: DNSServerConfiguration? = nil, clusterDomain: String = "weft.internal", dnsTTL: UInt32 = 5,
-                trustDomain: String? = nil) {
+                trustDomain: String? = nil, capacity: ResourceList? = nil, serviceListeners: Bool = true) {
         self.nodeName = nodeName
         self.nodeAddress = nodeAddress
         self.stateDirectory = stateDirectory
@@ -42,6 +48,8 @@ public struct AgentConfiguration: Sendable {
         self.clusterDomain = clusterDomain
         self.dnsTTL = dnsTTL
         self.trustDomain = trustDomain
+        self.capacity = capacity
+        self.serviceListeners = serviceListeners
     }
 
     /// Where the node's key, certificate and trust bundle are kept.

@@ -48,7 +48,8 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                    logger: logger)
         let supervisor = ReplicaSupervisor(context: context)
         let proxy = NodeProxy(group: proxyGroup, logger: logger)
-        let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) }, logger: logger)
+        let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) },
+                                     serviceListeners: configuration.serviceListeners, logger: logger)
         await withDiscardingTaskGroup { group in
             if let nodeIdentity {
                 group.addTask { await nodeIdentity.run() }
@@ -87,8 +88,8 @@ public struct NodeAgent: ServiceLifecycle.Service {
     private func nodeObject() -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
         metadata.labels = configuration.labels.isEmpty ? nil : configuration.labels
-        let capacity = ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
-                                    memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
+        let capacity = configuration.capacity ?? ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
+                                                              memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
         return Node(metadata: metadata, status: NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
                                                             lastHeartbeat: Date().formatted(.iso8601), version: weftVersion))
     }

@@ -12,6 +12,8 @@ import WeftProxy
 actor ServiceRouting {
     private let proxy: NodeProxy
     private let dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?
+    /// False: the proxy gets no VIP listeners (another agent on this machine serves the VIPs).
+    private let serviceListeners: Bool
     private var zoneSerial = UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970))
     private let logger: Logger
     private var services: [String: Service] = [:]
@@ -20,9 +22,10 @@ actor ServiceRouting {
     private let dirty: AsyncStream<Void>.Continuation
     private let changes: AsyncStream<Void>
 
-    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, logger: Logger) {
+    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, serviceListeners: Bool = true, logger: Logger) {
         self.proxy = proxy
         self.dns = dns
+        self.serviceListeners = serviceListeners
         self.logger = logger
         (changes, dirty) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -78,7 +81,7 @@ actor ServiceRouting {
         var refused: [String: String] = [:]
         while await iterator.next() != nil {
             updateZone()
-            let desired = Self.configuration(services: Array(services.values), endpoints: endpoints)
+            let desired = serviceListeners ? Self.configuration(services: Array(services.values), endpoints: endpoints) : ProxyConfiguration(listeners: [])
             guard desired != applied else { continue }
             do {
                 try await proxy.apply(desired)
