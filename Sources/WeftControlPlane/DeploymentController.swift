@@ -95,6 +95,12 @@ public struct DeploymentController: ServiceLifecycle.Service {
             ])
         }
 
+        // Deletions first: at no moment do the replicas being replaced count alongside their replacements.
+        for name in plan.delete {
+            if let replica = replicas.first(where: { $0.object.name == name })?.object {
+                try await markTerminating(replica)
+            }
+        }
         let deleted = Set(plan.delete)
         let unbound = replicas.map(\.object).filter { $0.spec.node.isEmpty && !$0.isTerminating && !deleted.contains($0.name) }
         if plan.create > 0 || !unbound.isEmpty {
@@ -117,11 +123,6 @@ public struct DeploymentController: ServiceLifecycle.Service {
                 }
                 try await registry.store.commit(writes)
                 logger.info("created replicas", metadata: ["deployment": "\(key.namespace)/\(key.name)", "count": "\(plan.create)", "unschedulable": "\(pending)"])
-            }
-        }
-        for name in plan.delete {
-            if let replica = replicas.first(where: { $0.object.name == name })?.object {
-                try await markTerminating(replica)
             }
         }
         if deployment.status != plan.status {
