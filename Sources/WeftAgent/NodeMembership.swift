@@ -31,7 +31,7 @@ public enum NodeMembership {
 
     /// Joins the cluster at `server` with `token` as `nodeName`:
     /// 1. fetches the cluster info without trusting the server and checks its CA against the token's pin
-    ///    (a mismatch throws before anything is sent);
+    ///    (a mismatch throws before the token or anything about the node is sent);
     /// 2. over TLS verified against that CA, sends the join token and a CSR for the node identity, made
     ///    with a key that stays here;
     /// 3. stores the identity and `node.yaml`.

@@ -142,18 +142,18 @@ public enum CAPin {
         return try hash(of: certificate)
     }
 
-    /// Checks that `pem` is a CA certificate whose key hashes to `expected`; the error says both hashes.
+    /// Checks that `pem` is a CA certificate whose key hashes to `expected`; the error names both hashes.
     public static func verify(pem: String, expected: String) throws {
         let certificate: Certificate
         do {
             certificate = try Certificate(pemEncoded: pem)
         } catch {
-            throw PKIError.invalid("the server sent a CA certificate that is not PEM (\(error)); nothing was sent to it")
+            throw PKIError.invalid("the server sent a CA certificate that is not PEM (\(error)); the join token was not sent")
         }
         let actual = try hash(of: certificate)
         guard actual == expected.lowercased() else {
             throw PKIError(code: .keyMismatch, reason: "the server's CA key hashes to \(actual), but the join token pins \(expected)",
-                           remedy: "this is not the cluster the token was made for (or someone is in between): check --server, or create a new token on the right server; nothing was sent to it")
+                           remedy: "this is not the cluster the token was made for (or someone is in between): check --server, or create a new token on the right server; the join token was not sent")
         }
         guard let constraints = try? certificate.extensions.basicConstraints, case .isCertificateAuthority = constraints else {
             throw PKIError.invalid("the server's pinned certificate is not a CA certificate")

@@ -15,8 +15,8 @@ struct AgentCommand: AsyncParsableCommand {
         abstract: "Join a cluster as a node and run the replicas assigned to it.",
         discussion: """
             The first start joins: `weft token create` on the server prints the command line. The agent fetches \
-            the cluster CA, checks it against the hash in the token (a mismatch stops it before anything is \
-            sent), and joins with the token and a CSR for spiffe://<trust-domain>/node/<name> made with a key \
+            the cluster CA, checks it against the hash in the token (a mismatch stops it before the token or \
+            anything else about the node is sent), and joins with the token and a CSR for spiffe://<trust-domain>/node/<name> made with a key \
             that never leaves the node. The server answers the node certificate and a node credential, kept in \
             <data-dir>/node.yaml (0600); later starts use it and need no token. The node registers its \
             capacity and labels, heartbeats, and runs its replicas with their node proxy and DNS server. \

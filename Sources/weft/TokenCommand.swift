@@ -49,7 +49,7 @@ struct TokenCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List join tokens (never their secrets).")
 
-        @Option(name: [.short, .customLong("output")], help: "table or json.")
+        @Option(name: [.short, .customLong("output")], help: "table, json or yaml.")
         var output: OutputFormat = .table
 
         @OptionGroup var client: ClientOptions
@@ -59,10 +59,9 @@ struct TokenCommand: AsyncParsableCommand {
                 let tokens = try await api.listJoinTokens()
                 switch output {
                 case .json, .yaml:
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                     struct Items: Encodable { var items: [JoinTokenInfo] }
-                    print(String(decoding: try encoder.encode(Items(items: tokens)), as: UTF8.self))
+                    let value = try JSONValue.parse(JSONEncoder().encode(Items(items: tokens)))
+                    print(output == .json ? OutputText.json(value) : try OutputText.yaml(value), terminator: "")
                 case .table:
                     if tokens.isEmpty {
                         printError("No join tokens.")

@@ -45,7 +45,7 @@ struct MultiNodeTests {
         try await withWeftServer { server in
             let token = try await server.createToken()
 
-            // A token whose pin is not this cluster's CA: refused before anything is sent.
+            // A token whose pin is not this cluster's CA: refused before the token is sent.
             let parts = token.split(separator: ".")
             let wrongPin = parts.dropLast().joined(separator: ".") + "." + String(repeating: "0", count: 64)
             let pinned = try WeftAgentProcess(server: server, token: wrongPin, nodeName: "impostor")
@@ -80,7 +80,7 @@ struct MultiNodeTests {
                 let described = try await server.cli(["describe", "node", "worker"])
                 #expect(described.stdout.contains("role=worker") && described.stdout.contains("Allocated:"), "\(described)")
                 let tokens = try await server.cli(["token", "list", "-o", "json"])
-                #expect(tokens.stdout.contains("\"worker\""), "used-by names the node: \(tokens)")
+                #expect(tokens.stdout.contains("\"worker\"") && !tokens.stdout.contains("impostor"), "used-by names the node, and only it: \(tokens)")
 
                 // The credential and key are owner-only; the node's certificate names it.
                 #expect(try fileMode(agent.credentialPath) == 0o600)

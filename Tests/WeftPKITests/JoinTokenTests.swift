@@ -62,7 +62,7 @@ struct JoinTokenTests {
             try CAPin.verify(pem: other.certificatePEM, expected: pin)
         } throws: { error in
             let error = error as? PKIError
-            return error?.code == .keyMismatch && error?.reason.contains(pin) == true && error?.remedy?.contains("nothing was sent") == true
+            return error?.code == .keyMismatch && error?.reason.contains(pin) == true && error?.remedy?.contains("join token was not sent") == true
         }
         #expect(throws: PKIError.self) { try CAPin.verify(pem: "not pem", expected: pin) }
     }
