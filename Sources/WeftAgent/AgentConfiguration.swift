@@ -12,7 +12,8 @@ public struct AgentConfiguration: Sendable {
     public var stateDirectory: String
     /// Where replica logs go: `<logDirectory>/<namespace>/<replica>.log`.
     public var logDirectory: String
-    /// How often the node's heartbeat is renewed.
+    /// How often the node's heartbeat is renewed: well under the control plane's node grace (`weft server`
+    /// and `weft agent` use a third of it, from the cluster info).
     public var heartbeatInterval: Duration
     /// Directories put in front of `PATH` for replica commands, so `weft-demo` next to `weft` is found.
     public var extraPath: [String]
@@ -34,7 +35,7 @@ public struct AgentConfiguration: Sendable {
     public var serviceListeners: Bool
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
-                heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:],
+                heartbeatInterval: Duration = .seconds(1), extraPath: [String] = [], labels: [String: String] = [:],
                 dns: DNSServerConfiguration? = nil, clusterDomain: String = "weft.internal", dnsTTL: UInt32 = 5,
                 trustDomain: String? = nil, capacity: ResourceList? = nil, serviceListeners: Bool = true) {
         self.nodeName = nodeName
