@@ -1,4 +1,5 @@
 import Foundation
+import WeftCore
 import WeftDNS
 
 /// Settings of a node agent.
@@ -11,7 +12,8 @@ public struct AgentConfiguration: Sendable {
     public var stateDirectory: String
     /// Where replica logs go: `<logDirectory>/<namespace>/<replica>.log`.
     public var logDirectory: String
-    /// How often the node's heartbeat is renewed.
+    /// How often the node's heartbeat is renewed: well under the control plane's node grace (`weft server`
+    /// and `weft agent` use a third of it, from the cluster info).
     public var heartbeatInterval: Duration
     /// Directories put in front of `PATH` for replica commands, so `weft-demo` next to `weft` is found.
     public var extraPath: [String]
@@ -31,11 +33,16 @@ public struct AgentConfiguration: Sendable {
     public var tunnelPort: Int?
     /// How often the node checks the mesh's trust roots for a rotation step.
     public var trustRefreshInterval: Duration = .seconds(5)
+    /// The capacity the node registers; nil: the machine's processors and memory.
+    public var capacity: ResourceList?
+    /// Whether the node proxy binds a listener on each service VIP. Off for a second agent on a machine
+    /// whose VIPs another agent already serves (they are the same addresses); DNS is served either way.
+    public var serviceListeners: Bool
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
-                heartbeatInterval: Duration = .seconds(5), extraPath: [String] = [], labels: [String: String] = [:],
+                heartbeatInterval: Duration = .seconds(1), extraPath: [String] = [], labels: [String: String] = [:],
                 dns: DNSServerConfiguration? = nil, clusterDomain: String = "weft.internal", dnsTTL: UInt32 = 5,
-                trustDomain: String? = nil, tunnelPort: Int? = nil) {
+                trustDomain: String? = nil, tunnelPort: Int? = nil, capacity: ResourceList? = nil, serviceListeners: Bool = true) {
         self.nodeName = nodeName
         self.nodeAddress = nodeAddress
         self.stateDirectory = stateDirectory
@@ -48,6 +55,8 @@ public struct AgentConfiguration: Sendable {
         self.dnsTTL = dnsTTL
         self.trustDomain = trustDomain
         self.tunnelPort = tunnelPort
+        self.capacity = capacity
+        self.serviceListeners = serviceListeners
     }
 
     /// Where the node's key, certificate and trust bundle are kept.

@@ -69,7 +69,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
             tunnels: TunnelClient(tls: tls, logger: logger),
             sourceIdentity: { remote, local in workloads.identity(remote: remote, local: local) }))
         let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) },
-                                     mesh: mesh, logger: logger)
+                                     mesh: mesh, serviceListeners: configuration.serviceListeners, logger: logger)
         let tunnelAddress = inbound?.localAddress.map { Self.replicaAddress(of: $0, nodeAddress: configuration.nodeAddress) }
         await withDiscardingTaskGroup { group in
             if let nodeIdentity {
@@ -119,11 +119,15 @@ public struct NodeAgent: ServiceLifecycle.Service {
         }
     }
 
+    /// The label every node has, with its name as the value.
+    public static let nodeNameLabel = "weft.io/node"
+
     private func nodeObject(tunnel: String?) -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
-        metadata.labels = configuration.labels.isEmpty ? nil : configuration.labels
-        let capacity = ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
-                                    memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
+        // Every node carries its own name as a label, for nodeSelector (as kubernetes.io/hostname).
+        metadata.labels = configuration.labels.merging([Self.nodeNameLabel: configuration.nodeName]) { given, _ in given }
+        let capacity = configuration.capacity ?? ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
+                                                              memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
         return Node(metadata: metadata, status: NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
                                                             lastHeartbeat: Date().formatted(.iso8601), version: weftVersion,
                                                             tunnel: tunnel))

@@ -16,6 +16,8 @@ actor ServiceRouting {
     private let proxy: NodeProxy
     private let dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?
     private let mesh: MeshAuthorization
+    /// False: the proxy gets no VIP listeners (another agent on this machine serves the VIPs).
+    private let serviceListeners: Bool
     private var zoneSerial = UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970))
     private let logger: Logger
     private var services: [String: Service] = [:]
@@ -27,10 +29,12 @@ actor ServiceRouting {
     private let dirty: AsyncStream<Void>.Continuation
     private let changes: AsyncStream<Void>
 
-    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, mesh: MeshAuthorization, logger: Logger) {
+    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, mesh: MeshAuthorization,
+         serviceListeners: Bool = true, logger: Logger) {
         self.proxy = proxy
         self.dns = dns
         self.mesh = mesh
+        self.serviceListeners = serviceListeners
         self.logger = logger
         (changes, dirty) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -149,9 +153,11 @@ actor ServiceRouting {
             let table = AuthorizationTable(policies: Array(policies.values), peerAuthentications: Array(peerAuthentications.values))
             mesh.update(table: table)
             mesh.update(localEndpoints: Self.localEndpoints(services: Array(services.values), endpoints: endpoints, node: mesh.nodeName))
-            let desired = Self.configuration(services: Array(services.values), endpoints: endpoints,
-                                             tunnels: Self.tunnels(nodes: nodes, trustDomain: mesh.trustDomain), node: mesh.nodeName,
-                                             isProtected: { MeshAuthorization.isProtected($0, by: table) })
+            let desired = serviceListeners
+                ? Self.configuration(services: Array(services.values), endpoints: endpoints,
+                                     tunnels: Self.tunnels(nodes: nodes, trustDomain: mesh.trustDomain), node: mesh.nodeName,
+                                     isProtected: { MeshAuthorization.isProtected($0, by: table) })
+                : ProxyConfiguration(listeners: [])
             guard desired != applied else { continue }
             do {
                 try await proxy.apply(desired)

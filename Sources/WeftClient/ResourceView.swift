@@ -10,7 +10,7 @@ public enum ResourceView {
         case .deployment: columns = ["NAME", "READY", "UP-TO-DATE", "AGE"]
         case .service: columns = ["NAME", "TYPE", "CLUSTER-IP", "PORTS", "SELECTOR", "AGE"]
         case .replica: columns = ["NAME", "PHASE", "READY", "RESTARTS", "ADDRESS", "NODE", "AGE"]
-        case .node: columns = ["NAME", "STATUS", "ADDRESSES", "HEARTBEAT", "AGE"]
+        case .node: columns = ["NAME", "STATUS", "CAPACITY", "ALLOCATED", "REPLICAS", "HEARTBEAT", "ADDRESS", "AGE"]
         case .endpoints: columns = ["NAME", "ENDPOINTS", "AGE"]
         case .authorizationPolicy: columns = ["NAME", "SERVICE", "RULES", "AGE"]
         case .peerAuthentication: columns = ["NAME", "MODE", "AGE"]
@@ -18,8 +18,10 @@ public enum ResourceView {
         return showsNamespace(kind, allNamespaces) ? ["NAMESPACE"] + columns : columns
     }
 
-    /// The table row of one object (JSON as the API serves it).
-    public static func row(_ kind: ResourceKind, _ object: JSONValue, allNamespaces: Bool, now: Date = Date()) -> [String] {
+    /// The table row of one object (JSON as the API serves it). Node rows take what runs on each node from
+    /// `nodeUsage` (``NodeUsage/of(nodes:replicas:)``); a node missing from it shows nothing allocated.
+    public static func row(_ kind: ResourceKind, _ object: JSONValue, allNamespaces: Bool, now: Date = Date(),
+                           nodeUsage: [String: NodeUsage] = [:]) -> [String] {
         let metadata = decode(ObjectMeta.self, object["metadata"]) ?? ObjectMeta(name: object["metadata"]?["name"]?.stringValue ?? "?")
         let age = Age.since(metadata.creationTimestamp, now: now)
         var cells: [String]
@@ -39,11 +41,11 @@ public enum ResourceView {
                      replica.flatMap(address) ?? "<none>", replica?.spec.node ?? "<none>", age]
         case .node:
             let node = decode(Node.self, object)
-            var state = (node?.status?.ready ?? false) ? "Ready" : "NotReady"
-            if node?.spec?.unschedulable == true { state += ",SchedulingDisabled" }
             let addresses = node?.status?.addresses ?? []
             let heartbeat = node?.status?.lastHeartbeat.map { Age.since($0, now: now) + " ago" } ?? "<never>"
-            cells = [metadata.name, state, addresses.isEmpty ? "<none>" : addresses.joined(separator: ","), heartbeat, age]
+            let usage = nodeUsage[metadata.name] ?? NodeUsage()
+            cells = [metadata.name, node.map(nodeStatus) ?? "Unknown", resourcesText(node?.status?.capacity) ?? "<unknown>",
+                     usage.allocatedText, "\(usage.replicas)", heartbeat, addresses.isEmpty ? "<none>" : addresses.joined(separator: ","), age]
         case .endpoints:
             cells = [metadata.name, decode(Endpoints.self, object).map(endpointsText) ?? "<none>", age]
         case .authorizationPolicy:
@@ -57,8 +59,23 @@ public enum ResourceView {
     }
 
     /// A table of `objects`.
-    public static func table(_ kind: ResourceKind, _ objects: [JSONValue], allNamespaces: Bool, now: Date = Date()) -> Table {
-        Table(headers: headers(kind, allNamespaces: allNamespaces), rows: objects.map { row(kind, $0, allNamespaces: allNamespaces, now: now) })
+    public static func table(_ kind: ResourceKind, _ objects: [JSONValue], allNamespaces: Bool, now: Date = Date(),
+                             nodeUsage: [String: NodeUsage] = [:]) -> Table {
+        Table(headers: headers(kind, allNamespaces: allNamespaces),
+              rows: objects.map { row(kind, $0, allNamespaces: allNamespaces, now: now, nodeUsage: nodeUsage) })
+    }
+
+    /// `Ready` or `NotReady`, with `,SchedulingDisabled` when cordoned.
+    public static func nodeStatus(_ node: Node) -> String {
+        var state = (node.status?.ready ?? false) ? "Ready" : "NotReady"
+        if node.spec?.unschedulable == true { state += ",SchedulingDisabled" }
+        return state
+    }
+
+    /// `cpu=4,memory=8Gi` as the node reported it; nil when it reported none.
+    public static func resourcesText(_ list: ResourceList?) -> String? {
+        let parts = [list?.cpu.map { "cpu=\($0)" }, list?.memory.map { "memory=\($0)" }].compactMap { $0 }
+        return parts.isEmpty ? nil : parts.joined(separator: ",")
     }
 
     /// Convenience fields for scripts and tests: `name` and `namespace` for every kind (`""` for
@@ -95,6 +112,7 @@ public enum ResourceView {
         case .node:
             let node = decode(Node.self, object)
             fields["ready"] = .bool(node?.status?.ready ?? false)
+            fields["status"] = .string(node.map(nodeStatus) ?? "Unknown")
             fields["addresses"] = .array((node?.status?.addresses ?? []).map(JSONValue.string))
             fields["lastHeartbeat"] = optional(node?.status?.lastHeartbeat)
         case .endpoints:

@@ -21,13 +21,28 @@ public struct APIServerConfiguration: Sendable {
     public var certificatePath: String
     public var keyPath: String
     public var token: String
+    /// Served without authentication at `GET /api/v1/cluster-info`, for agents that join; nil serves 404.
+    public var clusterInfo: ClusterInfo?
 
-    public init(host: String, port: Int, certificatePath: String, keyPath: String, token: String) {
+    public init(host: String, port: Int, certificatePath: String, keyPath: String, token: String, clusterInfo: ClusterInfo? = nil) {
         self.host = host
         self.port = port
         self.certificatePath = certificatePath
         self.keyPath = keyPath
         self.token = token
+        self.clusterInfo = clusterInfo
+    }
+}
+
+/// The request context of the API: Hummingbird's core storage and who sent the request.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Set by the authentication middleware before any `/api/v1` handler runs.
+    public var principal: Principal
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.principal = .joinToken(id: "")
     }
 }
 
@@ -35,16 +50,24 @@ public struct APIServerConfiguration: Sendable {
 public enum APIServer {
     /// Builds the server as a `Service`. `onListening` receives the bound address (the real port when
     /// asked for port 0).
+    ///
+    /// With `enrollment`, nodes can join with join tokens and use node credentials (docs/api.md#joining);
+    /// without it only the admin token authenticates.
     public static func make(
         configuration: APIServerConfiguration, registry: Registry, logs: (any ReplicaLogSource)?,
-        signer: CertificateSigner? = nil, logger: Logger,
+        signer: CertificateSigner? = nil, enrollment: NodeEnrollment? = nil, logger: Logger,
         onListening: @escaping @Sendable (SocketAddress) async -> Void
     ) throws -> some ApplicationProtocol {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get("healthz") { _, _ in "ok\n" }
-        let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(token: configuration.token))
-        let routes = Routes(registry: registry, logs: logs, signer: signer, logger: logger)
+        // Before any credential: a joining agent checks this CA against its token's pin.
+        router.get("api/v1/cluster-info") { _, _ in
+            guard let info = configuration.clusterInfo else { throw APIFailure(code: 404, message: "this server does not take joining nodes") }
+            return try JSONResponse.make(info)
+        }
+        let api = router.group("api/v1").add(middleware: AuthenticationMiddleware(token: configuration.token, enrollment: enrollment))
+        let routes = Routes(registry: registry, logs: logs, signer: signer, enrollment: enrollment, logger: logger)
         routes.register(on: api)
 
         var tls = TLSConfiguration.makeServerConfiguration(
@@ -62,16 +85,38 @@ public enum APIServer {
     }
 }
 
-/// Refuses every request without the cluster's bearer token.
-struct BearerAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Finds who sent each request from its bearer token — the admin token, a node credential or a join
+/// token — and refuses what that principal may not do (``AccessPolicy``): 401 without a valid credential,
+/// 403 for a valid one that is not allowed.
+struct AuthenticationMiddleware: RouterMiddleware {
     let token: String
+    let enrollment: NodeEnrollment?
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              BearerToken.matches(header.dropFirst("Bearer ".count), token) else {
+    func handle(_ request: Request, context: APIRequestContext, next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIFailure(code: 401, message: "missing bearer token; use the token from admin.yaml")
+        }
+        let presented = header.dropFirst("Bearer ".count)
+        let principal: Principal
+        if BearerToken.matches(presented, token) {
+            principal = .admin
+        } else if let enrollment, let node = try await enrollment.authenticateNode(presented) {
+            principal = .node(node)
+        } else if let enrollment, let id = try await enrollment.authenticateJoinToken(String(presented)) {
+            principal = .joinToken(id: id)
+        } else {
             throw APIFailure(code: 401, message: "missing or invalid bearer token; use the token from admin.yaml")
         }
-        return try await next(request, context)
+        var path = request.uri.path.split(separator: "/")
+        if path.starts(with: ["api", "v1"]) { path.removeFirst(2) }
+        switch AccessPolicy.decide(principal, method: request.method.rawValue, path: path) {
+        case .allow, .checkObject:
+            var context = context
+            context.principal = principal
+            return try await next(request, context)
+        case .deny(let code, let message):
+            throw APIFailure(code: code, message: message)
+        }
     }
 }
 

@@ -1,14 +1,17 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import WeftCore
 import WeftStore
 
 /// Drives each deployment's replicas toward its spec: creates replicas of the current template on the
 /// node the ``Scheduler`` chooses (a replica no node can take stays Pending with the reason in its
 /// status, and is placed when nodes change), deletes surplus and old ones (rolling update), removes
-/// replicas of deleted deployments, and keeps the deployment's status. Woken by store watch events,
-/// never by a timer.
+/// replicas of deleted deployments, and keeps the deployment's status. Replicas on a NotReady node are
+/// deleted gracefully and replaced on ready nodes (their agent stops them if the node comes back);
+/// replicas bound to a node that no longer exists are removed outright, as no agent will. Woken by store
+/// watch events, never by a timer.
 public struct DeploymentController: ServiceLifecycle.Service {
     typealias Key = NamespacedName
 
@@ -31,12 +34,16 @@ public struct DeploymentController: ServiceLifecycle.Service {
         for (replica, _) in try await registry.typedList(Replica.self, namespace: nil) {
             queue.add(Key(namespace: replica.namespace, name: replica.spec.deployment))
         }
+        let nodes = NodeViews()
+        for (node, _) in try await registry.typedList(Node.self, namespace: nil) {
+            _ = nodes.update(node.name, SchedulingNode(node))
+        }
         try await queue.run(following: registry.store, after: start, logger: logger, retryDelay: .milliseconds(200),
-                            keys: { try await self.keys(for: $0) }, reconcile: { try await self.reconcile($0) })
+                            keys: { try await self.keys(for: $0, nodes: nodes) }, reconcile: { try await self.reconcile($0) })
     }
 
     /// The deployments a change concerns.
-    private func keys(for event: WatchEvent) async throws -> [Key] {
+    private func keys(for event: WatchEvent, nodes: NodeViews) async throws -> [Key] {
         switch event.object.key.kind {
         case ResourceKind.deployment.rawValue:
             return [Key(namespace: event.object.key.namespace, name: event.object.key.name)]
@@ -44,9 +51,15 @@ public struct DeploymentController: ServiceLifecycle.Service {
             guard let replica = try? JSONDecoder().decode(Replica.self, from: event.object.data) else { return [] }
             return [Key(namespace: replica.namespace, name: replica.spec.deployment)]
         case ResourceKind.node.rawValue:
-            // A node that becomes ready, or changes, may take replicas that are waiting for one.
+            // Heartbeats change nothing the scheduler sees; only other changes are worth a look.
+            let name = event.object.key.name
+            let view = event.type == .deleted ? nil : (try? JSONDecoder().decode(Node.self, from: event.object.data)).map(SchedulingNode.init)
+            let change = nodes.update(name, view)
+            guard change.changed else { return [] }
+            // A node that becomes ready, or changes, may take replicas that are waiting for one; one that
+            // stops being ready (or is gone) loses its replicas to other nodes.
             return try await registry.typedList(Replica.self, namespace: nil)
-                .filter { $0.object.spec.node.isEmpty }
+                .filter { $0.object.spec.node.isEmpty || (change.lostReadiness && $0.object.spec.node == name) }
                 .map { Key(namespace: $0.object.namespace, name: $0.object.spec.deployment) }
         default:
             return []
@@ -61,12 +74,33 @@ public struct DeploymentController: ServiceLifecycle.Service {
             }
             return
         }
+        let nodes = try await registry.typedList(Node.self, namespace: nil).map(\.object)
+        let readyNodes = Set(nodes.filter { $0.status?.ready == true }.map(\.name))
+        let knownNodes = Set(nodes.map(\.name))
+        for (replica, _) in replicas where !replica.spec.node.isEmpty && !knownNodes.contains(replica.spec.node) {
+            try await removeFromDeletedNode(replica)
+        }
         let hash = TemplateHash.of(deployment.spec.template)
         let plan = DeploymentPlan.plan(
             desired: deployment.spec.desiredReplicas, templateHash: hash, strategy: deployment.spec.strategy,
             generation: deployment.metadata.generation,
-            replicas: replicas.map { DeploymentPlan.ReplicaView($0.object, createdRevision: $0.stored.createdRevision) })
+            replicas: replicas.map { replica, stored in
+                DeploymentPlan.ReplicaView(replica, createdRevision: stored.createdRevision,
+                                           lost: !replica.spec.node.isEmpty && !readyNodes.contains(replica.spec.node))
+            })
+        let lost = replicas.filter { !$0.object.isTerminating && !$0.object.spec.node.isEmpty && !readyNodes.contains($0.object.spec.node) }
+        if !lost.isEmpty {
+            logger.info("replacing replicas of NotReady or deleted nodes", metadata: [
+                "deployment": "\(key.namespace)/\(key.name)", "replicas": "\(lost.map { "\($0.object.name)@\($0.object.spec.node)" }.sorted())",
+            ])
+        }
 
+        // Deletions first: at no moment do the replicas being replaced count alongside their replacements.
+        for name in plan.delete {
+            if let replica = replicas.first(where: { $0.object.name == name })?.object {
+                try await markTerminating(replica)
+            }
+        }
         let deleted = Set(plan.delete)
         let unbound = replicas.map(\.object).filter { $0.spec.node.isEmpty && !$0.isTerminating && !deleted.contains($0.name) }
         if plan.create > 0 || !unbound.isEmpty {
@@ -91,11 +125,6 @@ public struct DeploymentController: ServiceLifecycle.Service {
                 logger.info("created replicas", metadata: ["deployment": "\(key.namespace)/\(key.name)", "count": "\(plan.create)", "unschedulable": "\(pending)"])
             }
         }
-        for name in plan.delete {
-            if let replica = replicas.first(where: { $0.object.name == name })?.object {
-                try await markTerminating(replica)
-            }
-        }
         if deployment.status != plan.status {
             let status = plan.status
             try await registry.update(Deployment.self, namespace: key.namespace, name: key.name) { d in
@@ -103,6 +132,16 @@ public struct DeploymentController: ServiceLifecycle.Service {
                 d.status = status
                 return true
             }
+        }
+    }
+
+    /// A replica whose node object is gone has no agent to stop it and remove its object: remove it here.
+    private func removeFromDeletedNode(_ replica: Replica) async throws {
+        do {
+            _ = try await registry.delete(.replica, namespace: replica.namespace, name: replica.name, final: true)
+            logger.info("removed a replica of a deleted node", metadata: ["replica": "\(replica.namespace)/\(replica.name)", "node": "\(replica.spec.node)"])
+        } catch let failure as APIFailure where failure.code == 404 {
+            // Already gone.
         }
     }
 
@@ -155,5 +194,22 @@ public struct DeploymentController: ServiceLifecycle.Service {
         return Replica(metadata: metadata,
                        spec: ReplicaSpec(deployment: deployment.name, node: node, templateHash: hash, template: deployment.spec.template.spec),
                        status: status)
+    }
+}
+
+/// The scheduler's view of each node as of the last event, so node events that change nothing it sees
+/// (heartbeats) wake no deployment.
+final class NodeViews: Sendable {
+    private let views = Mutex<[String: SchedulingNode]>([:])
+
+    /// Records `view` (nil: deleted); says whether it changed, and whether the node stopped being a place
+    /// replicas can run (became NotReady or was deleted).
+    func update(_ name: String, _ view: SchedulingNode?) -> (changed: Bool, lostReadiness: Bool) {
+        views.withLock { views in
+            let previous = views[name]
+            views[name] = view
+            let lostReadiness = (previous == nil || previous?.ready == true) && view?.ready != true
+            return (previous != view, lostReadiness)
+        }
     }
 }

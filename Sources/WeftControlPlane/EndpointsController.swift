@@ -4,9 +4,10 @@ import ServiceLifecycle
 import WeftCore
 import WeftStore
 
-/// Keeps one `Endpoints` object per service: the addresses of its ready replicas. Woken by store watch
-/// events for services and replicas, so a replica that stops being ready leaves its services' endpoints
-/// within milliseconds of its agent's report.
+/// Keeps one `Endpoints` object per service: the addresses of its ready replicas on ready nodes. Woken by
+/// store watch events for services, replicas and node readiness, so a replica that stops being ready
+/// leaves its services' endpoints within milliseconds of its agent's report, and every replica of a node
+/// that goes NotReady leaves them as soon as the node is marked.
 public struct EndpointsController: ServiceLifecycle.Service {
     typealias Key = NamespacedName
 
@@ -27,18 +28,27 @@ public struct EndpointsController: ServiceLifecycle.Service {
         for (endpoints, _) in try await registry.typedList(Endpoints.self, namespace: nil) {
             queue.add(Key(namespace: endpoints.namespace, name: endpoints.name))
         }
+        let nodes = NodeViews()
+        for (node, _) in try await registry.typedList(Node.self, namespace: nil) {
+            _ = nodes.update(node.name, SchedulingNode(node))
+        }
         try await queue.run(following: registry.store, after: start, logger: logger, retryDelay: .milliseconds(100),
-                            keys: { try await self.keys(for: $0) }, reconcile: { try await self.reconcile($0) })
+                            keys: { try await self.keys(for: $0, nodes: nodes) }, reconcile: { try await self.reconcile($0) })
     }
 
-    /// The services a change concerns: the service itself, or every service in a changed replica's namespace.
-    private func keys(for event: WatchEvent) async throws -> [Key] {
+    /// The services a change concerns: the service itself, every service in a changed replica's namespace,
+    /// or every service when a node's readiness changed.
+    private func keys(for event: WatchEvent, nodes: NodeViews) async throws -> [Key] {
         let key = event.object.key
         switch key.kind {
         case ResourceKind.service.rawValue:
             return [Key(namespace: key.namespace, name: key.name)]
         case ResourceKind.replica.rawValue:
             return try await registry.typedList(Service.self, namespace: key.namespace).map { Key(namespace: $0.object.namespace, name: $0.object.name) }
+        case ResourceKind.node.rawValue:
+            let node = event.type == .deleted ? nil : (try? JSONDecoder().decode(Node.self, from: event.object.data))
+            guard nodes.update(key.name, node.map(SchedulingNode.init)).changed else { return [] }
+            return try await registry.typedList(Service.self, namespace: nil).map { Key(namespace: $0.object.namespace, name: $0.object.name) }
         default:
             return []
         }
@@ -54,7 +64,8 @@ public struct EndpointsController: ServiceLifecycle.Service {
             return
         }
         let replicas = try await registry.typedList(Replica.self, namespace: key.namespace).map(\.object)
-        let endpoints = Endpoints.compute(for: service, replicas: replicas)
+        let notReady = Set(try await registry.typedList(Node.self, namespace: nil).map(\.object).filter { $0.status?.ready != true }.map(\.name))
+        let endpoints = Endpoints.compute(for: service, replicas: replicas, unavailableNodes: notReady)
         if let (current, stored) = existing {
             guard current.endpoints != endpoints else { return }
             var updated = current

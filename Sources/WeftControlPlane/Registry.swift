@@ -152,6 +152,10 @@ public struct Registry: Sendable {
                let reservation = try await store.get(ServiceIPAllocator.key(ip)) {
                 writes.append(.delete(reservation.key, ifRevision: reservation.revision))
             }
+            // A node's credential goes with it: deleting a node is how it is revoked.
+            if kind == .node, let credential = try await store.get(NodeEnrollment.credentialKey(name)) {
+                writes.append(.delete(credential.key, ifRevision: credential.revision))
+            }
             try await store.commit(writes)
             return try ResourceCodec.json(stored)
         }
@@ -182,8 +186,9 @@ public struct Registry: Sendable {
         }
     }
 
-    /// Registers a node or renews its status (heartbeat).
-    public func putNode(_ node: Node) async throws -> JSONValue {
+    /// Registers a node or renews its status (heartbeat). `status.lastHeartbeat` is set to `now` on the
+    /// server's clock: the lease is judged against it, never against a node's clock.
+    public func putNode(_ node: Node, now: Date = Date()) async throws -> JSONValue {
         let problems = Validation.validate(node)
         guard problems.isEmpty else {
             throw APIFailure(code: 422, message: "\(problems.count) invalid field\(problems.count == 1 ? "" : "s") in Node/\(node.name)",
@@ -192,6 +197,8 @@ public struct Registry: Sendable {
         let key = ResourceCodec.key(.node, namespace: "", name: node.name)
         return try await withConflictRetry {
             var object = node
+            // Milliseconds: each heartbeat must differ from the last to renew the node's lease.
+            object.status?.lastHeartbeat = now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
             object.apiVersion = weftAPIVersion
             object.kind = ResourceKind.node.rawValue
             object.metadata.namespace = nil

@@ -11,20 +11,23 @@ struct Routes: Sendable {
     let registry: Registry
     let logs: (any ReplicaLogSource)?
     let signer: CertificateSigner?
+    let enrollment: NodeEnrollment?
     let logger: Logger
     static let maxBody = 8 * 1024 * 1024
     static let bookmarkInterval = Duration.seconds(5)
 
-    func register(on api: RouterGroup<BasicRequestContext>) {
+    func register(on api: RouterGroup<APIRequestContext>) {
         api.post("apply") { request, context in try await apply(request, context) }
         TrustRoutes(signer: signer, logger: logger).register(on: api)
-        api.post("certificates") { request, _ in
+        api.post("certificates") { request, context in
             guard let signer else { throw APIFailure(code: 404, message: "this server signs no certificates") }
             let body = try await decodeBody(CertificateRequest.self, request)
+            try context.principal.mayRequest(identity: body.identity)
             let issued = try signer.sign(body)
             logger.info("certificate issued", metadata: ["identity": "\(body.identity)", "notAfter": "\(issued.notAfter)"])
             return try JSONResponse.make(issued, status: .created)
         }
+        registerEnrollment(on: api)
         // Every path is spelled out per kind: the router does not backtrack from a literal segment
         // (`deployments` in `.../deployments/:name/scale`) to a parameter (`:plural`).
         for kind in ResourceKind.allCases {
@@ -41,6 +44,9 @@ struct Routes: Sendable {
                 }
                 api.delete(RouterPath(collection + "/:name")) { request, context in
                     let (namespace, name) = try namespacedName(context)
+                    if kind == .replica, context.principal != .admin, let (replica, _) = try await registry.typed(Replica.self, namespace: namespace, name: name) {
+                        try context.principal.mayChange(replica)
+                    }
                     let final = request.uri.queryParameters.get("final") == "true"
                     return try JSONResponse.make(try await registry.delete(kind, namespace: namespace, name: name, final: final))
                 }
@@ -66,8 +72,11 @@ struct Routes: Sendable {
         }
         api.put("namespaces/:namespace/replicas/:name/status") { request, context in
             let status = try await decodeBody(ReplicaStatus.self, request)
-            return try JSONResponse.make(try await registry.updateReplicaStatus(
-                namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"), status: status))
+            let (namespace, name) = try namespacedName(context)
+            if context.principal != .admin, let (replica, _) = try await registry.typed(Replica.self, namespace: namespace, name: name) {
+                try context.principal.mayChange(replica)
+            }
+            return try JSONResponse.make(try await registry.updateReplicaStatus(namespace: namespace, name: name, status: status))
         }
         api.get("namespaces/:namespace/replicas/:name/log") { request, context in
             guard let logs else { throw APIFailure(code: 404, message: "this server runs no agent, so it has no replica logs") }
@@ -86,9 +95,43 @@ struct Routes: Sendable {
         }
     }
 
+    // MARK: - Joining
+
+    /// Join tokens (admin) and joining (join tokens); `AuthenticationMiddleware` enforces who may call which.
+    private func registerEnrollment(on api: RouterGroup<APIRequestContext>) {
+        @Sendable func require() throws -> NodeEnrollment {
+            guard let enrollment else { throw APIFailure(code: 404, message: "this server does not take joining nodes") }
+            return enrollment
+        }
+        api.post("tokens") { request, _ in
+            let body = try await decodeBody(JoinTokenRequest.self, request)
+            let created = try await require().createToken(body)
+            logger.info("join token created", metadata: ["id": "\(created.id)", "expires": "\(created.expires)"])
+            return try JSONResponse.make(created, status: .created)
+        }
+        api.get("tokens") { _, _ in
+            struct Answer: Encodable { var items: [JoinTokenInfo] }
+            return try JSONResponse.make(Answer(items: try await require().listTokens()))
+        }
+        api.delete("tokens/:id") { _, context in
+            let revoked = try await require().revokeToken(id: try context.parameters.require("id"))
+            logger.info("join token revoked", metadata: ["id": "\(revoked.id)"])
+            return try JSONResponse.make(revoked)
+        }
+        api.post("join") { request, context in
+            guard case .joinToken(let id) = context.principal else {
+                throw APIFailure(code: 401, message: "POST /api/v1/join needs a join token")
+            }
+            let body = try await decodeBody(JoinRequest.self, request)
+            let joined = try await require().join(body, tokenID: id)
+            logger.info("node joined", metadata: ["node": "\(joined.nodeName)", "token": "\(id)"])
+            return try JSONResponse.make(joined, status: .created)
+        }
+    }
+
     // MARK: - Handlers
 
-    private func apply(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func apply(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         struct Body: Decodable { var items: [JSONValue] }
         let body = try await decodeBody(Body.self, request)
         let namespace = request.uri.queryParameters.get("namespace").map { String($0) } ?? defaultNamespace
@@ -215,7 +258,7 @@ struct Routes: Sendable {
 
     // MARK: - Helpers
 
-    private func namespacedName(_ context: BasicRequestContext) throws -> (String, String) {
+    private func namespacedName(_ context: APIRequestContext) throws -> (String, String) {
         (try context.parameters.require("namespace"), try context.parameters.require("name"))
     }
 

@@ -8,7 +8,7 @@ struct TrustRoutes: Sendable {
     let signer: CertificateSigner?
     let logger: Logger
 
-    func register(on api: RouterGroup<BasicRequestContext>) {
+    func register(on api: RouterGroup<APIRequestContext>) {
         api.get("ca") { _, _ in try JSONResponse.make(try requireSigner().status) }
         api.post("ca/rotate") { _, _ in try step("prepared a new root") { try $0.prepare() } }
         api.post("ca/activate") { _, _ in try step("activated the newest root") { try $0.activate() } }

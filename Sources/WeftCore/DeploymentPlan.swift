@@ -17,18 +17,21 @@ public struct DeploymentPlan: Sendable, Equatable {
         public var terminating: Bool
         /// Store revision at creation; larger is newer.
         public var createdRevision: Int64
+        /// Bound to a node that is NotReady (or gone): the replica is replaced elsewhere and deleted.
+        public var lost: Bool
 
-        public init(name: String, templateHash: String, ready: Bool, terminating: Bool, createdRevision: Int64) {
+        public init(name: String, templateHash: String, ready: Bool, terminating: Bool, createdRevision: Int64, lost: Bool = false) {
             self.name = name
             self.templateHash = templateHash
             self.ready = ready
             self.terminating = terminating
             self.createdRevision = createdRevision
+            self.lost = lost
         }
 
-        public init(_ replica: Replica, createdRevision: Int64) {
+        public init(_ replica: Replica, createdRevision: Int64, lost: Bool = false) {
             self.init(name: replica.name, templateHash: replica.spec.templateHash, ready: replica.isReady,
-                      terminating: replica.isTerminating, createdRevision: createdRevision)
+                      terminating: replica.isTerminating, createdRevision: createdRevision, lost: lost)
         }
     }
 
@@ -38,20 +41,25 @@ public struct DeploymentPlan: Sendable, Equatable {
     /// missing ready ones (Kubernetes' defaults: 25% each, surge rounded up, unavailable down);
     /// `Recreate` deletes all old replicas before creating new ones. Scaling down deletes unready
     /// replicas first, then the newest.
+    ///
+    /// Lost replicas (on a NotReady node) are deleted at once and count as missing, so replacements are
+    /// created on other nodes; being deleted, they never count toward the surge, and when their node comes
+    /// back its agent stops them instead of running them next to their replacements.
     public static func plan(desired: Int, templateHash: String, strategy: DeploymentStrategy?, generation: Int?,
                             replicas: [ReplicaView]) -> DeploymentPlan {
-        let live = replicas.filter { !$0.terminating }
+        let lost = replicas.filter { !$0.terminating && $0.lost }
+        let live = replicas.filter { !$0.terminating && !$0.lost }
         let current = live.filter { $0.templateHash == templateHash }
         let old = live.filter { $0.templateHash != templateHash }
         let status = DeploymentStatus(observedGeneration: generation, replicas: live.count, updatedReplicas: current.count,
                                       readyReplicas: live.filter(\.ready).count)
-        var plan = DeploymentPlan(create: 0, delete: [], status: status)
+        var plan = DeploymentPlan(create: 0, delete: lost.map(\.name).sorted(), status: status)
 
         if strategy?.type == "Recreate" {
             let oldTerminating = replicas.contains { $0.terminating && $0.templateHash != templateHash }
             if !old.isEmpty || oldTerminating {
                 // New replicas start only once every old one is gone.
-                plan.delete = old.map(\.name)
+                plan.delete += old.map(\.name)
                 return plan
             }
         }
@@ -60,7 +68,7 @@ public struct DeploymentPlan: Sendable, Equatable {
             if current.count < desired {
                 plan.create = desired - current.count
             } else if current.count > desired {
-                plan.delete = deletionOrder(current).prefix(current.count - desired).map(\.name)
+                plan.delete += deletionOrder(current).prefix(current.count - desired).map(\.name)
             }
             return plan
         }
@@ -69,7 +77,7 @@ public struct DeploymentPlan: Sendable, Equatable {
         if current.count < desired {
             plan.create = max(0, min(desired - current.count, desired + maxSurge - live.count))
         } else if current.count > desired {
-            plan.delete = deletionOrder(current).prefix(current.count - desired).map(\.name)
+            plan.delete += deletionOrder(current).prefix(current.count - desired).map(\.name)
         }
         // Old replicas that are not ready carry no traffic: remove them at once. Ready ones go while
         // enough ready replicas remain.

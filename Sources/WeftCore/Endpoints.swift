@@ -37,11 +37,13 @@ public struct Endpoint: Codable, Sendable, Hashable {
 
 extension Endpoints {
     /// The endpoints of `service`: every ready, non-terminating replica in its namespace whose labels match
-    /// its selector and that has every target port the service names.
-    public static func compute(for service: Service, replicas: [Replica]) -> [Endpoint] {
+    /// its selector and that has every target port the service names. Replicas on `unavailableNodes`
+    /// (NotReady: their last reported status cannot be trusted) are left out whatever they last reported.
+    public static func compute(for service: Service, replicas: [Replica], unavailableNodes: Set<String> = []) -> [Endpoint] {
         let selector = LabelSelector(matchLabels: service.spec.selector)
         var result: [Endpoint] = []
-        for replica in replicas where replica.namespace == service.namespace && replica.isReady && selector.matches(replica.metadata.labels) {
+        for replica in replicas where replica.namespace == service.namespace && replica.isReady && !unavailableNodes.contains(replica.spec.node)
+            && selector.matches(replica.metadata.labels) {
             guard let ip = replica.status?.address else { continue }
             var ports: [String: Int] = [:]
             for port in service.spec.ports {

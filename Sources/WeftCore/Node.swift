@@ -32,20 +32,23 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     public var ready: Bool
     public var addresses: [String]?
     public var capacity: ResourceList?
-    /// RFC 3339 time of the agent's last heartbeat.
+    /// RFC 3339 time the API server received the agent's last heartbeat (the server's clock, not the node's).
     public var lastHeartbeat: String?
     public var version: String?
     /// `ip:port` of the node proxy's inbound mTLS tunnel port, where other nodes send streams for
     /// this node's replicas; nil when the node runs no tunnel.
     public var tunnel: String?
+    /// Why the node is not ready (set by the control plane), e.g. `no heartbeat for 5 s`.
+    public var message: String?
 
-    public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil,
-                version: String? = nil, tunnel: String? = nil) {
+    public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil, version: String? = nil,
+                tunnel: String? = nil, message: String? = nil) {
         self.ready = ready
         self.addresses = addresses
         self.capacity = capacity
         self.lastHeartbeat = lastHeartbeat
         self.version = version
         self.tunnel = tunnel
+        self.message = message
     }
 }

@@ -319,9 +319,18 @@ public enum Validation {
         return errors
     }
 
-    /// The rules for a node an agent registers: label syntax and taints.
+    /// The rules for a node an agent registers: name, label syntax, capacity quantities and taints.
     public static func validate(_ node: Node) -> [FieldError] {
         var errors = validateLabels(node.metadata.labels ?? [:], at: FieldPath() / "metadata" / "labels")
+        if let problem = dnsLabelProblem(node.name) {
+            errors.append((FieldPath() / "metadata" / "name").error(problem))
+        }
+        if let cpu = node.status?.capacity?.cpu, Quantity.millicores(cpu) == nil {
+            errors.append((FieldPath() / "status" / "capacity" / "cpu").error("\"\(cpu)\" is not a CPU quantity such as 4 or 1500m"))
+        }
+        if let memory = node.status?.capacity?.memory, Quantity.bytes(memory) == nil {
+            errors.append((FieldPath() / "status" / "capacity" / "memory").error("\"\(memory)\" is not a memory quantity such as 8Gi"))
+        }
         var seen = Set<String>()
         for (i, taint) in (node.spec?.taints ?? []).enumerated() {
             let path = (FieldPath() / "spec" / "taints")[i]

@@ -38,7 +38,8 @@ struct DescribeCommand: AsyncParsableCommand {
                     out.replica(replica, now: now)
                 case .node:
                     guard let node = ResourceView.decode(Node.self, object) else { throw unreadable(kind) }
-                    out.node(node, now: now)
+                    let replicas = try await api.list(Replica.self, namespace: nil).items
+                    out.node(node, replicas: replicas.filter { $0.spec.node == name }, now: now)
                 case .endpoints:
                     guard let endpoints = ResourceView.decode(Endpoints.self, object) else { throw unreadable(kind) }
                     out.metadata(endpoints.metadata, namespaced: true, now: now)
@@ -211,14 +212,31 @@ struct Description {
         field("mTLS Mode", peerAuthentication.spec.mtls.mode + meaning)
     }
 
-    mutating func node(_ node: Node, now: Date) {
+    mutating func node(_ node: Node, replicas: [Replica], now: Date) {
         metadata(node.metadata, namespaced: false, now: now)
-        field("Status", (node.status?.ready ?? false) ? "Ready" : "NotReady")
+        field("Status", ResourceView.nodeStatus(node) + (node.status?.message.map { " (\($0))" } ?? ""))
         field("Schedulable", node.spec?.unschedulable == true ? "false" : "true")
+        field("Taints", (node.spec?.taints ?? []).isEmpty ? nil
+            : (node.spec?.taints ?? []).map { "\($0.key)\($0.value.map { "=\($0)" } ?? ""):\($0.effect)" }.joined(separator: ", "))
         field("Addresses", node.status?.addresses.map { $0.joined(separator: ", ") })
         field("Capacity", Self.resourceList(node.status?.capacity))
+        let usage = NodeUsage.of(nodes: [node], replicas: replicas)[node.name] ?? NodeUsage()
+        var allocated = "cpu=\(NodeUsage.cpuText(usage.cpuMillicores)), memory=\(NodeUsage.memoryText(usage.memoryBytes))"
+        if let cpu = node.status?.capacity?.cpu.flatMap(Quantity.millicores), cpu > 0,
+           let memory = node.status?.capacity?.memory.flatMap(Quantity.bytes), memory > 0 {
+            allocated += " (\(usage.cpuMillicores * 100 / Int64(cpu))% cpu, \(usage.memoryBytes * 100 / memory)% memory)"
+        }
+        field("Allocated", allocated)
         field("Last Heartbeat", node.status?.lastHeartbeat.map { "\($0) (\(Age.since($0, now: now)) ago)" })
         field("Version", node.status?.version)
+        section("Replicas") { out in
+            if replicas.isEmpty {
+                out.lines("<none>")
+            } else {
+                let objects = replicas.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }.compactMap { try? JSONValue.parse(JSONEncoder().encode($0)) }
+                out.lines(ResourceView.table(.replica, objects, allNamespaces: true, now: now).render())
+            }
+        }
     }
 
     // MARK: - Formatting

@@ -48,7 +48,8 @@ struct GetCommand: AsyncParsableCommand {
                     // Later changes of this object have larger revisions than its own.
                     resourceVersion = object["metadata"]?["resourceVersion"]?.stringValue ?? ""
                     if !watch {
-                        try ObjectPrinter.printObject(kind, object, format: output, allNamespaces: all)
+                        try ObjectPrinter.printObject(kind, object, format: output, allNamespaces: all,
+                                                      nodeUsage: try await nodeUsage(api, kind: kind, items: [object]))
                         return
                     }
                 } else {
@@ -56,7 +57,8 @@ struct GetCommand: AsyncParsableCommand {
                     items = Self.sorted(list.items, allNamespaces: all)
                     resourceVersion = list.resourceVersion
                     if !watch {
-                        try ObjectPrinter.printList(kind, items, format: output, allNamespaces: all)
+                        try ObjectPrinter.printList(kind, items, format: output, allNamespaces: all,
+                                                    nodeUsage: try await nodeUsage(api, kind: kind, items: items))
                         return
                     }
                 }
@@ -71,7 +73,7 @@ struct GetCommand: AsyncParsableCommand {
         var widths: [Int] = []
         switch output {
         case .table:
-            let table = ResourceView.table(kind, initial, allNamespaces: allNamespaces)
+            let table = ResourceView.table(kind, initial, allNamespaces: allNamespaces, nodeUsage: try await nodeUsage(api, kind: kind, items: initial))
             widths = table.widths
             print(table.render(), terminator: "")
         case .json:
@@ -87,7 +89,8 @@ struct GetCommand: AsyncParsableCommand {
             if let name, event.object["metadata"]?["name"]?.stringValue != name { continue }
             switch output {
             case .table:
-                let row = ResourceView.row(kind, event.object, allNamespaces: allNamespaces)
+                let row = ResourceView.row(kind, event.object, allNamespaces: allNamespaces,
+                                           nodeUsage: try await nodeUsage(api, kind: kind, items: [event.object]))
                 // Columns only widen, so later lines stay aligned with earlier ones.
                 widths = widths.indices.map { max(widths[$0], $0 < row.count ? row[$0].count : 0) }
                 var line = Table.line(row, widths: widths)
@@ -100,6 +103,13 @@ struct GetCommand: AsyncParsableCommand {
             }
             fflush(nil)
         }
+    }
+
+    /// For node tables: what the replicas bound to each of `items` take (one list of every replica).
+    private func nodeUsage(_ api: APIClient, kind: ResourceKind, items: [JSONValue]) async throws -> [String: NodeUsage] {
+        guard kind == .node, output == .table, !items.isEmpty else { return [:] }
+        let replicas = try await api.list(Replica.self, namespace: nil).items
+        return NodeUsage.of(nodes: items.compactMap { ResourceView.decode(Node.self, $0) }, replicas: replicas)
     }
 
     /// By namespace (with -A), then name, as kubectl lists.

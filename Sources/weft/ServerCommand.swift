@@ -35,19 +35,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Block of service virtual IPs (IPv4 CIDR, /8 to /30). The default lies in 127.0.0.0/8, which Linux routes to loopback, so the node proxy binds VIPs without root.")
     var serviceCidr: String = Registry.defaultServiceCIDR.description
 
-    @Option(name: .long, help: "Address of the node's DNS server, UDP and TCP (HOST:PORT; port 0 picks a free port; port 53 needs root).")
-    var dnsListen: String = "127.0.0.1:1053"
-
-    @Option(name: .long, help: "Cluster domain: services are <service>.<namespace>.svc.<domain>.")
-    var clusterDomain: String = "weft.internal"
-
-    @Option(name: .long, help: ArgumentHelp(
-        "Upstream resolver for names outside the cluster (IP or IP:PORT; repeatable). Default: the nameservers in /etc/resolv.conf. `none`: answer REFUSED instead.",
-        valueName: "address"))
-    var dnsUpstream: [String] = []
-
-    @Option(name: .long, help: "TTL in seconds of cluster DNS answers (and of their negative answers).")
-    var dnsTtl: UInt32 = 5
+    @OptionGroup var dnsOptions: DNSOptions
 
     @Option(name: .long, help: "SPIFFE trust domain of node and workload certificates (default: the cluster domain).")
     var trustDomain: String?
@@ -55,17 +43,15 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Lifetime in seconds of node and workload certificates; they are renewed at half of it.")
     var svidTtl: Int = 86_400
 
-    @Option(name: .long, help: "Port of the node's inbound mTLS tunnel, on the node's address: other nodes' proxies send streams for this node's replicas there (0 picks a free port).")
-    var tunnelPort: Int = 15008
-
-    @Flag(name: .long, help: "Run no inbound tunnel: other nodes then reach this node's replicas directly, without mTLS.")
-    var noTunnel = false
-
-    @Flag(name: .long, help: "Run no DNS server on this node.")
-    var noDns = false
+    @OptionGroup var tunnel: TunnelOptions
 
     @Flag(name: .long, help: "Run only the control plane, no local agent.")
     var noAgent = false
+
+    @Option(name: .long, help: ArgumentHelp(
+        "A node whose agent sends no heartbeat for this long becomes NotReady: its replicas leave every service and are replaced on other nodes. Agents renew every third of it (at most 5 s).",
+        valueName: "seconds"))
+    var nodeGrace: Double = 5
 
     @Option(name: .long, help: ArgumentHelp(
         "How the scheduler ranks nodes after spreading a deployment: leastAllocated (spread load) or mostAllocated (bin-pack).",
@@ -84,20 +70,22 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--node-name: \(problem)")
         }
 
-        let dns = try dnsConfiguration(logger: logger)
+        let dns = try dnsOptions.configuration(logger: logger)
+        let clusterDomain = dnsOptions.clusterDomain ?? DNSOptions.defaultClusterDomain
         let domain = trustDomain ?? clusterDomain
         do {
             _ = try SPIFFEID.node("probe", trustDomain: domain)
         } catch {
             throw ValidationError("--trust-domain: \(error)")
         }
-        guard (0...65535).contains(tunnelPort) else {
-            throw ValidationError("--tunnel-port: \(tunnelPort) is not a port (0 to 65535; 0 picks a free one)")
-        }
         guard (10...(366 * 86_400)).contains(svidTtl) else {
             throw ValidationError("--svid-ttl: \(svidTtl) s is outside 10 s to 366 days")
         }
 
+        guard nodeGrace.isFinite, (1...3600).contains(nodeGrace) else {
+            throw ValidationError("--node-grace: \(nodeGrace) s is outside 1 s to 1 hour")
+        }
+        let grace = Duration.milliseconds(Int64(nodeGrace * 1000))
         guard let serviceBlock = IPv4CIDR(serviceCidr) else {
             throw ValidationError("--service-cidr: \"\(serviceCidr)\" is not an IPv4 block such as 127.10.0.0/16 (prefix 8 to 30, host bits zero)")
         }
@@ -113,12 +101,16 @@ struct ServerCommand: AsyncParsableCommand {
         let adminPath = (dataDirectory as NSString).appendingPathComponent("admin.yaml")
 
         let (listening, announce) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))
+        let signer = CertificateSigner(authorities: try MeshAuthorities(pkiDirectory: pki.directory, clusterAuthority: pki.ca),
+                                       trustDomain: domain, validity: TimeInterval(svidTtl))
+        let heartbeat = ClusterInfo.heartbeatInterval(grace: grace)
+        let clusterInfo = ClusterInfo(certificateAuthority: pki.caCertificatePEM, trustDomain: domain, clusterDomain: clusterDomain,
+                                      nodeGraceSeconds: nodeGrace, heartbeatIntervalSeconds: Self.seconds(heartbeat))
         let api = try APIServer.make(
             configuration: APIServerConfiguration(host: host, port: port, certificatePath: pki.serverCertificatePath,
-                                                  keyPath: pki.serverKeyPath, token: pki.token),
+                                                  keyPath: pki.serverKeyPath, token: pki.token, clusterInfo: clusterInfo),
             registry: registry, logs: noAgent ? nil : LocalReplicaLogs(directory: logDirectory),
-            signer: CertificateSigner(authorities: try MeshAuthorities(pkiDirectory: pki.directory, clusterAuthority: pki.ca),
-                                      trustDomain: domain, validity: TimeInterval(svidTtl)),
+            signer: signer, enrollment: try NodeEnrollment(registry: registry, signer: signer, clusterAuthority: pki.ca),
             logger: Logger(label: "weft.api"),
             onListening: { address in
                 let url = "https://\(ListenAddress.urlHost(host, bound: address)):\(address.port ?? port)"
@@ -135,13 +127,14 @@ struct ServerCommand: AsyncParsableCommand {
             api,
             DeploymentController(registry: registry, policy: schedulingPolicy, logger: Logger(label: "weft.controller")),
             EndpointsController(registry: registry, logger: Logger(label: "weft.endpoints")),
+            NodeLifecycleController(registry: registry, grace: grace, logger: Logger(label: "weft.nodes")),
         ]
         if !noAgent {
             let agent = AgentConfiguration(
                 nodeName: node, stateDirectory: (dataDirectory as NSString).appendingPathComponent("agent"),
-                logDirectory: logDirectory, extraPath: [Paths.executableDirectory()],
-                dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsTtl, trustDomain: domain,
-                tunnelPort: noTunnel ? nil : tunnelPort)
+                logDirectory: logDirectory, heartbeatInterval: heartbeat, extraPath: [Paths.executableDirectory()],
+                dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsOptions.dnsTtl, trustDomain: domain,
+                tunnelPort: tunnel.port)
             services.append(LocalAgent(configuration: agent, adminPath: adminPath, listening: listening, logger: Logger(label: "weft.agent")))
         }
         // Services stop in reverse order: the agent stops its replicas first, the API server last.
@@ -159,40 +152,8 @@ struct ServerCommand: AsyncParsableCommand {
 }
 
 extension ServerCommand {
-    /// The DNS server's settings from the flags; nil with `--no-dns`.
-    func dnsConfiguration(logger: Logger) throws -> DNSServerConfiguration? {
-        let labels = clusterDomain.split(separator: ".", omittingEmptySubsequences: false)
-        if clusterDomain.isEmpty || labels.contains(where: { Validation.dnsLabelProblem(String($0)) != nil }) {
-            throw ValidationError("--cluster-domain: \"\(clusterDomain)\" is not a domain such as weft.internal (dot-separated lower-case DNS labels)")
-        }
-        guard dnsTtl <= 86400 else {
-            throw ValidationError("--dns-ttl: \(dnsTtl) is more than a day (86400 s); cluster answers change with every replica")
-        }
-        if noDns { return nil }
-        let (host, port) = try ListenAddress.parse(dnsListen, option: "--dns-listen")
-        guard IPAddressText.isValid(host) else {
-            throw ValidationError("--dns-listen: \"\(host)\" is not an IP address; use e.g. 127.0.0.1:1053 or 0.0.0.0:53")
-        }
-        var upstreams: [DNSUpstream] = []
-        if dnsUpstream == ["none"] {
-            upstreams = []
-        } else if dnsUpstream.isEmpty {
-            let text = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
-            // Our own address among the host's nameservers would send queries round in a loop.
-            upstreams = DNSUpstream.fromResolvConf(text).filter { !($0.port == port && ($0.host == host || ["0.0.0.0", "::"].contains(host))) }
-            if upstreams.isEmpty {
-                logger.warning("no upstream resolver in /etc/resolv.conf; names outside the cluster will be REFUSED (set --dns-upstream)")
-            }
-        } else {
-            for text in dnsUpstream {
-                do {
-                    upstreams.append(try DNSUpstream(parsing: text))
-                } catch {
-                    throw ValidationError("--dns-upstream: \(error)\(text == "none" ? " (`none` stands alone)" : "")")
-                }
-            }
-        }
-        return DNSServerConfiguration(host: host, port: port, upstreams: upstreams)
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// The host name's first label, lower-cased, with anything a DNS label cannot hold replaced by `-`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 
-/// The `weft` command: the control plane (`weft server`) and the kubectl-style client commands.
+/// The `weft` command: the control plane (`weft server`), node agents (`weft agent`) and the kubectl-style
+/// client commands.
 @main
 struct Weft: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,6 +9,8 @@ struct Weft: AsyncParsableCommand {
         abstract: "Weft: a small service mesh and orchestrator.",
         subcommands: [
             ServerCommand.self,
+            AgentCommand.self,
+            TokenCommand.self,
             ApplyCommand.self,
             GetCommand.self,
             DescribeCommand.self,

@@ -146,16 +146,18 @@ struct RegistryTests {
         }
     }
 
-    @Test("putNode registers once and keeps uid and creation time on heartbeats")
+    @Test("putNode registers once, keeps uid and creation time on heartbeats, and stamps each heartbeat with the server's time")
     func nodeHeartbeat() async throws {
         try await withRegistry { fixture in
-            _ = try await fixture.registry.putNode(Node(metadata: ObjectMeta(name: "n1"), status: NodeStatus(ready: true, lastHeartbeat: "t1")))
+            let t1 = Date(timeIntervalSince1970: 1_767_225_600)
+            _ = try await fixture.registry.putNode(Node(metadata: ObjectMeta(name: "n1"), status: NodeStatus(ready: true, lastHeartbeat: "node clock")), now: t1)
             let (first, _) = try #require(try await fixture.registry.typed(Node.self, namespace: "", name: "n1"))
-            _ = try await fixture.registry.putNode(Node(metadata: ObjectMeta(name: "n1"), status: NodeStatus(ready: true, lastHeartbeat: "t2")))
+            #expect(first.status?.lastHeartbeat == "2026-01-01T00:00:00.000Z")
+            _ = try await fixture.registry.putNode(Node(metadata: ObjectMeta(name: "n1"), status: NodeStatus(ready: true, lastHeartbeat: "node clock")), now: t1 + 2)
             let (second, _) = try #require(try await fixture.registry.typed(Node.self, namespace: "", name: "n1"))
             #expect(second.metadata.uid == first.metadata.uid)
             #expect(second.metadata.creationTimestamp == first.metadata.creationTimestamp)
-            #expect(second.status?.lastHeartbeat == "t2")
+            #expect(second.status?.lastHeartbeat == "2026-01-01T00:00:02.000Z")
         }
     }
 

@@ -229,10 +229,14 @@ struct ClientTests {
         #expect(ResourceView.row(.service, service, allNamespaces: false, now: now) == ["cart", "VIP", "<none>", "80:http/TCP,53/UDP", "app=cart,tier=web", "1m"])
         let node = try JSONValue.parse(Data("""
             {"apiVersion":"weft/v1","kind":"Node","metadata":{"name":"n1","creationTimestamp":"2024-04-30T14:00:00Z"},
-             "status":{"ready":true,"addresses":["127.0.0.1"],"lastHeartbeat":"2024-05-01T13:59:57Z"}}
+             "spec":{"unschedulable":true},
+             "status":{"ready":true,"addresses":["127.0.0.1"],"lastHeartbeat":"2024-05-01T13:59:57.250Z","capacity":{"cpu":"4","memory":"8Gi"}}}
             """.utf8))
-        #expect(ResourceView.headers(.node, allNamespaces: true) == ["NAME", "STATUS", "ADDRESSES", "HEARTBEAT", "AGE"])
-        #expect(ResourceView.row(.node, node, allNamespaces: true, now: now) == ["n1", "Ready", "127.0.0.1", "3s ago", "1d"])
+        #expect(ResourceView.headers(.node, allNamespaces: true) == ["NAME", "STATUS", "CAPACITY", "ALLOCATED", "REPLICAS", "HEARTBEAT", "ADDRESS", "AGE"])
+        let usage = ["n1": NodeUsage(cpuMillicores: 1500, memoryBytes: 256 << 20, replicas: 3)]
+        #expect(ResourceView.row(.node, node, allNamespaces: true, now: now, nodeUsage: usage)
+            == ["n1", "Ready,SchedulingDisabled", "cpu=4,memory=8Gi", "cpu=1500m,memory=256Mi", "3", "2s ago", "127.0.0.1", "1d"])
+        #expect(ResourceView.row(.node, node, allNamespaces: true, now: now)[3...4] == ["cpu=0,memory=0", "0"])
         #expect(ResourceView.flatFields(.node, node)["namespace"] == .string(""))
     }
 
@@ -263,6 +267,23 @@ struct ClientTests {
         #expect(ResourceView.headers(.peerAuthentication, allNamespaces: true) == ["NAMESPACE", "NAME", "MODE", "AGE"])
         #expect(ResourceView.row(.peerAuthentication, peer, allNamespaces: false, now: now) == ["mtls", "STRICT", "2h"])
         #expect(ResourceView.flatFields(.peerAuthentication, peer)["mode"] == .string("STRICT"))
+    }
+
+    @Test("node usage counts requests of every bound replica (terminating ones still hold theirs) and live replicas")
+    func nodeUsage() throws {
+        func replica(_ name: String, node: String, cpu: String, terminating: Bool = false) -> Replica {
+            var metadata = ObjectMeta(name: name, namespace: "default")
+            if terminating { metadata.deletionTimestamp = "2024-05-01T12:00:00Z" }
+            return Replica(metadata: metadata, spec: ReplicaSpec(deployment: "web", node: node, templateHash: "h",
+                                                                 template: WorkloadSpec(command: ["x"], resources: ResourceRequirements(requests: ResourceList(cpu: cpu, memory: "64Mi")))))
+        }
+        let nodes = [Node(metadata: ObjectMeta(name: "n1")), Node(metadata: ObjectMeta(name: "n2"))]
+        let usage = NodeUsage.of(nodes: nodes, replicas: [replica("a", node: "n1", cpu: "500m"), replica("b", node: "n1", cpu: "1", terminating: true),
+                                                           replica("c", node: "", cpu: "2")])
+        #expect(usage["n1"] == NodeUsage(cpuMillicores: 1500, memoryBytes: 128 << 20, replicas: 1))
+        #expect(usage["n2"] == NodeUsage())
+        #expect(usage["n1"]?.allocatedText == "cpu=1500m,memory=128Mi")
+        #expect(NodeUsage.memoryText(3 << 30) == "3Gi" && NodeUsage.memoryText(1000) == "1000" && NodeUsage.cpuText(2000) == "2")
     }
 
     @Test("YAML output quotes strings that would read back as other types, and round-trips")
