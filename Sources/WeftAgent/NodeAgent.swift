@@ -79,7 +79,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                         interval: self.configuration.trustRefreshInterval, logger: logger).run()
                 }
             }
-            group.addTask { await self.heartbeat(tunnel: tunnelAddress) }
+            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound) }
             group.addTask { await self.watchReplicas(supervisor) }
             group.addTask { await routing.run(client: self.client) }
             try? await gracefulShutdown()
@@ -122,7 +122,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
     /// The label every node has, with its name as the value.
     public static let nodeNameLabel = "weft.io/node"
 
-    private func nodeObject(tunnel: String?) -> Node {
+    private func nodeObject(tunnel: String?, inbound: TunnelInbound?) -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
         // Every node carries its own name as a label, for nodeSelector (as kubernetes.io/hostname).
         metadata.labels = configuration.labels.merging([Self.nodeNameLabel: configuration.nodeName]) { given, _ in given }
@@ -130,13 +130,17 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                                               memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
         return Node(metadata: metadata, status: NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
                                                             lastHeartbeat: Date().formatted(.iso8601), version: weftVersion,
-                                                            tunnel: tunnel))
+                                                            tunnel: tunnel, tunnelCounters: inbound.map { Self.counters($0.counters()) }))
     }
 
-    private func heartbeat(tunnel: String?) async {
+    static func counters(_ c: TunnelInbound.Counters) -> TunnelCounters {
+        TunnelCounters(connections: c.connections, handshakeFailures: c.handshakeFailures, streams: c.streams, denied: c.denied, failed: c.failed)
+    }
+
+    private func heartbeat(tunnel: String?, inbound: TunnelInbound?) async {
         while !Task.isCancelled {
             do {
-                try await client.putNode(nodeObject(tunnel: tunnel))
+                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound))
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }

@@ -38,17 +38,42 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     /// `ip:port` of the node proxy's inbound mTLS tunnel port, where other nodes send streams for
     /// this node's replicas; nil when the node runs no tunnel.
     public var tunnel: String?
+    /// What the inbound tunnel has done since the agent started.
+    public var tunnelCounters: TunnelCounters?
     /// Why the node is not ready (set by the control plane), e.g. `no heartbeat for 5 s`.
     public var message: String?
 
     public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil, version: String? = nil,
-                tunnel: String? = nil, message: String? = nil) {
+                tunnel: String? = nil, tunnelCounters: TunnelCounters? = nil, message: String? = nil) {
         self.ready = ready
         self.addresses = addresses
         self.capacity = capacity
         self.lastHeartbeat = lastHeartbeat
         self.version = version
         self.tunnel = tunnel
+        self.tunnelCounters = tunnelCounters
         self.message = message
+    }
+}
+
+/// Counters of a node's inbound tunnel, reported with each heartbeat.
+public struct TunnelCounters: Codable, Sendable, Hashable {
+    /// TCP connections accepted on the inbound port.
+    public var connections: Int
+    /// Connections whose TLS handshake or peer check failed.
+    public var handshakeFailures: Int
+    /// Streams allowed and connected to a local replica.
+    public var streams: Int
+    /// Streams refused by authorization.
+    public var denied: Int
+    /// Streams to no local endpoint, or whose replica did not accept.
+    public var failed: Int
+
+    public init(connections: Int, handshakeFailures: Int, streams: Int, denied: Int, failed: Int) {
+        self.connections = connections
+        self.handshakeFailures = handshakeFailures
+        self.streams = streams
+        self.denied = denied
+        self.failed = failed
     }
 }

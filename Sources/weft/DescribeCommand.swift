@@ -229,6 +229,10 @@ struct Description {
         field("Allocated", allocated)
         field("Last Heartbeat", node.status?.lastHeartbeat.map { "\($0) (\(Age.since($0, now: now)) ago)" })
         field("Version", node.status?.version)
+        field("Tunnel", node.status?.tunnel.map { address in
+            guard let c = node.status?.tunnelCounters else { return address }
+            return "\(address) (connections \(c.connections), handshake failures \(c.handshakeFailures), streams \(c.streams), denied \(c.denied), failed \(c.failed))"
+        })
         section("Replicas") { out in
             if replicas.isEmpty {
                 out.lines("<none>")

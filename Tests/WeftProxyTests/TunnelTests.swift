@@ -102,6 +102,32 @@ struct TunnelTests {
         }
     }
 
+    /// Far more streams than HTTP/2's default reset budget (200 per 30 s), each closed abruptly by the
+    /// client, over the same pooled connections: every one is served.
+    @Test func manyShortStreamsKeepWorking() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+            for i in 0..<600 {
+                let channel = try await f.sockets.connect(port)
+                let reply = try await channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    try await outbound.write(ByteBuffer(string: "ping \(i)"))
+                    return try await readUntil(&iterator, contains: "ping \(i)")
+                }
+                guard reply == "b|ping \(i)" else {
+                    Issue.record("connection \(i) got \"\(reply)\"")
+                    return
+                }
+            }
+            #expect(inbound.counters().streams == 600)
+        }
+    }
+
     @Test func deniedStreamsAreRefusedAtTheDestinationWithoutRetryOrEjection() async throws {
         try await TunnelFixture.run { f in
             let (backend, backendPort) = try await f.sockets.startBackend("b")
@@ -115,7 +141,8 @@ struct TunnelTests {
             try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
 
             for _ in 0..<3 {
-                #expect(try await f.sockets.exchange(port, "hello") == "")
+                // Closed without an answer: an orderly close, or a reset when the request was still unread.
+                #expect(((try? await f.sockets.exchange(port, "hello")) ?? "") == "")
             }
             #expect(inbound.counters().denied == 3)
             #expect(inbound.counters().streams == 0)
@@ -138,7 +165,7 @@ struct TunnelTests {
             try await f.proxy.apply(ProxyConfiguration(listeners: [
                 f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound, identity: nodeC),
             ]))
-            #expect(try await f.sockets.exchange(port, "hello") == "")
+            #expect(((try? await f.sockets.exchange(port, "hello")) ?? "") == "")
             #expect(f.requests.withLock { $0.isEmpty })
         }
     }
@@ -156,7 +183,7 @@ struct TunnelTests {
             try f.tlsA.update(credentials)
             let port = try await f.sockets.freePort()
             try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
-            #expect(try await f.sockets.exchange(port, "hello") == "")
+            #expect(((try? await f.sockets.exchange(port, "hello")) ?? "") == "")
             #expect(inbound.counters().handshakeFailures >= 1)
             #expect(inbound.counters().streams == 0)
         }

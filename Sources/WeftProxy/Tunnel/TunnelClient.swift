@@ -104,14 +104,20 @@ public final class TunnelClient: Sendable {
         pool.add(connection)
         connectionsOpened.add(1, ordering: .relaxed)
         let logger = self.logger
+        let bound = NIOLoopBound((connection, pool), eventLoop: loop)
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: contexts.client, serverHostname: nil))
+                    let (connection, pool) = bound.value
                     try channel.pipeline.syncOperations.addHandler(
-                        TunnelClientHandshake(expected: endpoint.identity, maxConcurrentStreams: maxStreams, ready: ready))
+                        TunnelClientHandshake(expected: endpoint.identity, maxConcurrentStreams: maxStreams, ready: ready, goingAway: {
+                            logger.info("tunnel peer sent GOAWAY; new streams go to a new connection", metadata: ["peer": "\(endpoint.identity)"])
+                            pool.remove(connection)
+                            if connection.streams == 0 { channel.close(promise: nil) }
+                        }))
                 }
             }
             .connect(to: endpoint.address)
@@ -157,7 +163,7 @@ final class LoopPool {
     func release(_ connection: PooledConnection, settings: TunnelClient.Settings, generation: Int) {
         connection.streams -= 1
         guard connection.streams == 0, let channel = connection.channel else { return }
-        if connection.generation != generation {
+        if connection.closing || connection.generation != generation {
             remove(connection)
             channel.close(promise: nil)
             return

@@ -44,7 +44,11 @@ final class TunnelConnectClient: ChannelInboundHandler, RemovableChannelHandler 
             channel.close(promise: nil)
         }
         let headers = HTTP2Frame.FramePayload.Headers(headers: request, endStream: false)
-        context.writeAndFlush(wrapOutboundOut(.headers(headers)), promise: nil)
+        // A connection that can open no more streams (GOAWAY, closing) fails the write at once.
+        context.writeAndFlush(wrapOutboundOut(.headers(headers))).assumeIsolated().whenFailure { [self] error in
+            fail(TunnelRefusal(status: 0, reason: "cannot open a stream: \(error)"))
+            channel.close(promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -100,12 +104,16 @@ final class TunnelClientHandshake: ChannelInboundHandler, RemovableChannelHandle
     private let expected: SPIFFEID
     private let maxConcurrentStreams: Int
     private let ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer>
+    private let goingAway: () -> Void
     private var finished = false
 
-    init(expected: SPIFFEID, maxConcurrentStreams: Int, ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer>) {
+    /// `goingAway` is called (on the connection's loop) when the peer sends GOAWAY: no new streams.
+    init(expected: SPIFFEID, maxConcurrentStreams: Int, ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer>,
+         goingAway: @escaping () -> Void = {}) {
         self.expected = expected
         self.maxConcurrentStreams = maxConcurrentStreams
         self.ready = ready
+        self.goingAway = goingAway
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -129,6 +137,7 @@ final class TunnelClientHandshake: ChannelInboundHandler, RemovableChannelHandle
                 connectionConfiguration: TunnelProtocol.connectionConfiguration(maxConcurrentStreams: maxConcurrentStreams),
                 streamConfiguration: TunnelProtocol.streamConfiguration,
                 inboundStreamInitializer: { stream in stream.close() })
+            try context.pipeline.syncOperations.addHandler(GoAwayWatcher(goingAway: goingAway))
             finished = true
             ready.succeed(multiplexer)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
@@ -157,3 +166,22 @@ final class TunnelClientHandshake: ChannelInboundHandler, RemovableChannelHandle
 
 @available(*, unavailable)
 extension TunnelClientHandshake: Sendable {}
+
+/// Tells the pool when the peer sends GOAWAY, so it opens no more streams on that connection.
+final class GoAwayWatcher: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    private let goingAway: () -> Void
+
+    init(goingAway: @escaping () -> Void) {
+        self.goingAway = goingAway
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .goAway = unwrapInboundIn(data).payload { goingAway() }
+        context.fireChannelRead(data)
+    }
+}
+
+@available(*, unavailable)
+extension GoAwayWatcher: Sendable {}

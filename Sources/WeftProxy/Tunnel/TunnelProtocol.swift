@@ -24,10 +24,19 @@ enum TunnelProtocol {
         return headers
     }
 
-    /// HTTP/2 settings of tunnel connections: many streams per connection, and windows and frames large
-    /// enough that a stream's throughput is not bound by WINDOW_UPDATE round trips.
+    /// HTTP/2 settings of tunnel connections: many streams per connection, and stream and connection
+    /// windows and frames large enough that throughput is not bound by WINDOW_UPDATE round trips.
     static let windowSize = 4 << 20
+    static let connectionWindowSize = 16 << 20
     static let maxFrameSize = 1 << 20
+
+    /// Both ends of a tunnel connection are mesh nodes that proved their identity, and every proxied
+    /// TCP connection that ends abruptly (a reset, a close before the other side finished) resets its
+    /// stream. swift-nio-http2's defaults against misbehaving peers — 200 resets or stream errors per
+    /// 30 s, then GOAWAY — would stop a busy tunnel within seconds; the limits here still bound a
+    /// broken peer.
+    static let resetsPerWindow = 1_000_000
+    static let resetWindow = TimeAmount.seconds(10)
 
     static func connectionConfiguration(maxConcurrentStreams: Int) -> NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
@@ -37,6 +46,9 @@ enum TunnelProtocol {
             HTTP2Setting(parameter: .maxFrameSize, value: maxFrameSize),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
         ]
+        configuration.targetWindowSize = connectionWindowSize
+        configuration.maximumConnectionGlitches = resetsPerWindow
+        configuration.maximumRecentlyResetStreams = 10_000
         return configuration
     }
 
@@ -45,6 +57,10 @@ enum TunnelProtocol {
         configuration.targetWindowSize = windowSize
         configuration.outboundBufferSizeHighWatermark = 1 << 20
         configuration.outboundBufferSizeLowWatermark = 256 << 10
+        configuration.streamResetFrameRateLimit.maximumCount = resetsPerWindow
+        configuration.streamResetFrameRateLimit.windowLength = resetWindow
+        configuration.streamErrorRateLimit.maximumCount = resetsPerWindow
+        configuration.streamErrorRateLimit.windowLength = resetWindow
         return configuration
     }
 }
