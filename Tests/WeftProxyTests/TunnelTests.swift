@@ -128,6 +128,53 @@ struct TunnelTests {
         }
     }
 
+    /// One event loop: five concurrent client connections with at most two streams per tunnel
+    /// connection take three tunnel connections; once every stream is done they close after the idle time.
+    @Test func thePoolCapsStreamsPerConnectionAndReleasesIdleConnections() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            var settings = TunnelClient.Settings()
+            settings.maxStreamsPerConnection = 2
+            settings.idleTimeout = .milliseconds(300)
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let tunnels = TunnelClient(tls: f.tlsA, settings: settings, logger: TunnelFixture.logger)
+            let proxy = NodeProxy(group: group, logger: TunnelFixture.logger, mesh: MeshRouting(tunnels: tunnels, sourceIdentity: { _, _ in nil }))
+            let port = try await f.sockets.freePort()
+            try await proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+
+            // Five client connections open at once (each held while the next one opens).
+            func hold(_ i: Int) async throws {
+                guard i < 5 else {
+                    #expect(tunnels.counters.connections == 3)
+                    #expect(tunnels.openConnections == 3)
+                    return
+                }
+                let channel = try await f.sockets.connect(port)
+                try await channel.executeThenClose { inbound, outbound in
+                    var iterator = inbound.makeAsyncIterator()
+                    try await outbound.write(ByteBuffer(string: "held \(i)"))
+                    #expect(try await readUntil(&iterator, contains: "held \(i)") == "b|held \(i)")
+                    try await hold(i + 1)
+                }
+            }
+            try await hold(0)
+            // Every client connection is closed now; the tunnel connections go after the idle time.
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(tunnels.openConnections == 3, "closed before the idle time")
+            var waited = 0
+            while tunnels.openConnections > 0, waited < 40 {
+                try await Task.sleep(for: .milliseconds(50))
+                waited += 1
+            }
+            #expect(tunnels.openConnections == 0)
+            await proxy.shutdown()
+            try await group.shutdownGracefully()
+        }
+    }
+
     @Test func deniedStreamsAreRefusedAtTheDestinationWithoutRetryOrEjection() async throws {
         try await TunnelFixture.run { f in
             let (backend, backendPort) = try await f.sockets.startBackend("b")

@@ -34,6 +34,7 @@ public final class TunnelClient: Sendable {
     private let logger: Logger
     private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<LoopPool>]>([:])
     private let connectionsOpened = Atomic<Int>(0)
+    private let connectionsOpen = Atomic<Int>(0)
     private let streamsOpened = Atomic<Int>(0)
 
     public init(tls: MeshTLS, settings: Settings = Settings(), logger: Logger) {
@@ -46,6 +47,9 @@ public final class TunnelClient: Sendable {
     public var counters: (connections: Int, streams: Int) {
         (connectionsOpened.load(ordering: .relaxed), streamsOpened.load(ordering: .relaxed))
     }
+
+    /// Tunnel connections open now.
+    public var openConnections: Int { connectionsOpen.load(ordering: .relaxed) }
 
     /// A stream to `authority` (a replica's `ip:port`) through `endpoint`, spliced-ready once the
     /// destination accepted it. Must be called on `loop`.
@@ -126,7 +130,11 @@ public final class TunnelClient: Sendable {
                 switch result {
                 case .success(let channel):
                     connection.channel = channel
-                    channel.closeFuture.assumeIsolated().whenComplete { _ in pool.remove(connection) }
+                    self.connectionsOpen.add(1, ordering: .relaxed)
+                    channel.closeFuture.assumeIsolated().whenComplete { _ in
+                        self.connectionsOpen.subtract(1, ordering: .relaxed)
+                        pool.remove(connection)
+                    }
                 case .failure(let error):
                     ready.fail(TunnelPeerError(reason: "cannot connect to the tunnel of \(endpoint.identity) at \(endpoint.address): \(error)"))
                     pool.remove(connection)
