@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import WeftCore
+import WeftPKI
 import WeftStore
 
 /// The API's routes (docs/api.md).
@@ -23,6 +24,7 @@ struct Routes: Sendable {
             guard let signer else { throw APIFailure(code: 404, message: "this server signs no certificates") }
             let body = try await decodeBody(CertificateRequest.self, request)
             try context.principal.mayRequest(identity: body.identity)
+            try await mayCertifyWorkload(body.identity, for: context.principal)
             let issued = try signer.sign(body)
             logger.info("certificate issued", metadata: ["identity": "\(body.identity)", "notAfter": "\(issued.notAfter)"])
             return try JSONResponse.make(issued, status: .created)
@@ -98,6 +100,16 @@ struct Routes: Sendable {
     // MARK: - Joining
 
     /// Join tokens (admin) and joining (join tokens); `AuthenticationMiddleware` enforces who may call which.
+    /// A node gets a workload certificate only for a service account that one of its own replicas runs
+    /// as, so a node cannot speak for workloads it does not host.
+    private func mayCertifyWorkload(_ identity: String, for principal: Principal) async throws {
+        guard case .node(let node) = principal, let id = try? SPIFFEID(parsing: identity), let workload = id.workload else { return }
+        let replicas = try await registry.typedList(Replica.self, namespace: workload.namespace)
+        guard replicas.contains(where: { $0.object.spec.node == node && $0.object.serviceAccount == workload.serviceAccount }) else {
+            throw APIFailure(code: 403, message: "\(principal) may not get a certificate for \(identity): no replica on node \(node) runs as service account \(workload.namespace)/\(workload.serviceAccount)")
+        }
+    }
+
     private func registerEnrollment(on api: RouterGroup<APIRequestContext>) {
         @Sendable func require() throws -> NodeEnrollment {
             guard let enrollment else { throw APIFailure(code: 404, message: "this server does not take joining nodes") }

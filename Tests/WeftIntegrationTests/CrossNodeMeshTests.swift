@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeftPKI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -87,6 +88,20 @@ extension MultiNodeTests {
                 } else {
                     print("skipped the packet capture: it needs root and /usr/bin/tcpdump")
                 }
+
+                // The worker's own credential gets a workload certificate only for an account it runs.
+                let nodeConfig = try String(contentsOfFile: server.dataDirectory.appendingPathComponent("agent-worker/node.yaml").path, encoding: .utf8)
+                let nodeToken = try #require(nodeConfig.split(separator: "\n").first { $0.hasPrefix("token:") }?
+                    .dropFirst("token:".count).trimmingCharacters(in: CharacterSet(charactersIn: " \"'")))
+                let request = try IdentityRequest(identity: try SPIFFEID.workload(namespace: "default", serviceAccount: "x", trustDomain: "weft.internal"))
+                func certify(_ account: String) async throws -> String {
+                    let body = String(decoding: try JSONSerialization.data(withJSONObject: [
+                        "csr": try request.csrPEM(), "identity": "spiffe://weft.internal/ns/default/sa/\(account)"]), as: UTF8.self)
+                    return try await curl(["--cacert", server.caPath, "-H", "Authorization: Bearer \(nodeToken)", "-H", "Content-Type: application/json",
+                                           "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", body, "\(server.url)/api/v1/certificates"]).stdout
+                }
+                #expect(try await certify("backend") == "201")
+                #expect(try await certify("frontend") == "403", "the frontend runs on the server's node, not the worker")
 
                 // Policy at the destination node: only the frontend's service account may call the backend.
                 let policyPath = try writeTemporaryFile(policy(allowing: "frontend"), in: server.dataDirectory, name: "policy.yaml")
