@@ -78,6 +78,18 @@ final class TunnelFixture: Sendable {
     }
 }
 
+extension SocketFixture {
+    /// `exchange` with a connection the proxy gives up on. It closes it, with a FIN, or with a reset when
+    /// the message is still unread in its socket (Linux does that): either way nothing comes back.
+    func exchangeRefused(_ port: Int, _ message: String) async throws -> String {
+        do {
+            return try await exchange(port, message)
+        } catch let error as IOError where error.errnoCode == ECONNRESET {
+            return ""
+        }
+    }
+}
+
 @Suite("mTLS tunnel between node proxies", .timeLimit(.minutes(1)))
 struct TunnelTests {
     @Test func streamsCrossNodesOverOnePooledConnection() async throws {
@@ -119,7 +131,7 @@ struct TunnelTests {
             try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
 
             for _ in 0..<3 {
-                #expect(try await f.sockets.exchange(port, "hello") == "")
+                #expect(try await f.sockets.exchangeRefused(port, "hello") == "")
             }
             #expect(inbound.counters().denied == 3)
             #expect(inbound.counters().streams == 0)
@@ -142,7 +154,7 @@ struct TunnelTests {
             try await f.proxy.apply(ProxyConfiguration(listeners: [
                 f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound, identity: nodeC),
             ]))
-            #expect(try await f.sockets.exchange(port, "hello") == "")
+            #expect(try await f.sockets.exchangeRefused(port, "hello") == "")
             #expect(f.requests.withLock { $0.isEmpty })
         }
     }
@@ -160,7 +172,7 @@ struct TunnelTests {
             try f.tlsA.update(credentials)
             let port = try await f.sockets.freePort()
             try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
-            #expect(try await f.sockets.exchange(port, "hello") == "")
+            #expect(try await f.sockets.exchangeRefused(port, "hello") == "")
             #expect(inbound.counters().handshakeFailures >= 1)
             #expect(inbound.counters().streams == 0)
         }
