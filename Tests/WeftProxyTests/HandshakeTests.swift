@@ -46,7 +46,7 @@ struct HandshakeTests {
         let service = InboundService(tls: serverTLS, authorize: { _ in .allow }, stats: stats,
                                      logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try serverChannel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS.contexts!.server))
-        try serverChannel.pipeline.syncOperations.addHandler(TunnelServerHandshake(service: service, trustDomain: Self.trustDomain))
+        try serverChannel.pipeline.syncOperations.addHandler(TunnelServerHandshake(service: service, trustDomain: Self.trustDomain, streams: TunnelProtocol.streamConfiguration))
 
         var contexts = clientTLS.contexts!
         if clientALPN != ["h2"] {

@@ -1,6 +1,10 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
+import NIOHTTP2
 import NIOPosix
 import Synchronization
 import Testing
@@ -47,11 +51,11 @@ final class TunnelFixture: Sendable {
                                trustBundlePEM: [ca.certificatePEM])
     }
 
-    func startInbound(tls: MeshTLS? = nil) async throws -> TunnelInbound {
+    func startInbound(tls: MeshTLS? = nil, streams: NIOHTTP2Handler.StreamConfiguration = TunnelProtocol.streamConfiguration) async throws -> TunnelInbound {
         try await TunnelInbound.start(host: "127.0.0.1", port: 0, group: group, tls: tls ?? tlsB, authorize: { request in
             self.requests.withLock { $0.append(request) }
             return self.verdict.withLock { $0 }
-        }, logger: Self.logger)
+        }, streams: streams, logger: Self.logger)
     }
 
     /// A listener on node a whose only backend is `backendPort` on node b, through `inbound`.
@@ -71,6 +75,18 @@ final class TunnelFixture: Sendable {
         try? await fixture.group.shutdownGracefully()
         try? await fixture.sockets.group.shutdownGracefully()
         if let failure { throw failure }
+    }
+}
+
+extension SocketFixture {
+    /// `exchange` with a connection the proxy gives up on. It closes it, with a FIN, or with a reset when
+    /// the message is still unread in its socket (Linux does that): either way nothing comes back.
+    func exchangeRefused(_ port: Int, _ message: String) async throws -> String {
+        do {
+            return try await exchange(port, message)
+        } catch let error as IOError where error.errnoCode == ECONNRESET {
+            return ""
+        }
     }
 }
 
@@ -188,8 +204,7 @@ struct TunnelTests {
             try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
 
             for _ in 0..<3 {
-                // Closed without an answer: an orderly close, or a reset when the request was still unread.
-                #expect(((try? await f.sockets.exchange(port, "hello")) ?? "") == "")
+                #expect(try await f.sockets.exchangeRefused(port, "hello") == "")
             }
             #expect(inbound.counters().denied == 3)
             #expect(inbound.counters().streams == 0)
@@ -212,7 +227,7 @@ struct TunnelTests {
             try await f.proxy.apply(ProxyConfiguration(listeners: [
                 f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound, identity: nodeC),
             ]))
-            #expect(((try? await f.sockets.exchange(port, "hello")) ?? "") == "")
+            #expect(try await f.sockets.exchangeRefused(port, "hello") == "")
             #expect(f.requests.withLock { $0.isEmpty })
         }
     }
@@ -230,7 +245,7 @@ struct TunnelTests {
             try f.tlsA.update(credentials)
             let port = try await f.sockets.freePort()
             try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
-            #expect(((try? await f.sockets.exchange(port, "hello")) ?? "") == "")
+            #expect(try await f.sockets.exchangeRefused(port, "hello") == "")
             #expect(inbound.counters().handshakeFailures >= 1)
             #expect(inbound.counters().streams == 0)
         }
@@ -261,6 +276,93 @@ struct TunnelTests {
                 try await outbound.write(ByteBuffer(string: "still"))
                 #expect(try await readUntil(&iterator, contains: "still") == "still")
             }
+        }
+    }
+}
+
+/// Clients that hang up abruptly (the way HTTP clients close once they have the response), each of
+/// which makes node a's proxy reset its tunnel stream.
+@Suite("mTLS tunnel under stream resets", .timeLimit(.minutes(1)))
+struct TunnelResetTests {
+    /// Sends `message` to 127.0.0.1:`port`, reads until `expected` has arrived, then closes with a TCP
+    /// reset (SO_LINGER 0), so the proxy resets the stream while it is open both ways.
+    static func exchangeThenReset(port: Int, _ message: String, expecting expected: String) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                    guard fd >= 0 else { throw SocketError(what: "socket") }
+                    defer { close(fd) }
+                    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    var address = sockaddr_in()
+                    address.sin_family = sa_family_t(AF_INET)
+                    address.sin_port = UInt16(port).bigEndian
+                    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                    let connected = withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                    guard connected == 0 else { throw SocketError(what: "connect") }
+                    _ = message.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                    var received = ""
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    while !received.contains(expected) {
+                        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                        guard count > 0 else { break }
+                        received += String(decoding: buffer[0..<count], as: UTF8.self)
+                    }
+                    var reset = linger(l_onoff: 1, l_linger: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
+                    return received
+                })
+            }
+        }
+    }
+
+    struct SocketError: Error { var what: String }
+
+    @Test func aBusyConnectionOfResetStreamsKeepsServing() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            let inbound = try await f.startInbound()
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+
+            // More resets than NIO lets a peer send by default (200 per 30 s) before it says GOAWAY.
+            var failures = 0
+            for i in 0..<400 where try await Self.exchangeThenReset(port: port, "hello \(i)", expecting: "hello \(i)") != "b|hello \(i)" {
+                failures += 1
+            }
+            #expect(failures == 0)
+            #expect(inbound.counters().streams == 400)
+            #expect((1...2).contains(f.tunnels.counters.connections), "connections: \(f.tunnels.counters.connections)")
+        }
+    }
+
+    @Test func aConnectionThePeerSaysGoAwayOnIsRetired() async throws {
+        try await TunnelFixture.run { f in
+            let (backend, backendPort) = try await f.sockets.startBackend("b")
+            defer { backend.close(promise: nil) }
+            // A peer that says GOAWAY after 5 resets, as NIO's rapid-reset guard does after 200.
+            var streams = TunnelProtocol.streamConfiguration
+            streams.streamResetFrameRateLimit.maximumCount = 5
+            streams.streamResetFrameRateLimit.windowLength = .seconds(30)
+            let inbound = try await f.startInbound(streams: streams)
+            defer { Task { await inbound.shutdown() } }
+            let port = try await f.sockets.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.tunnelledListener(port: port, backendPort: backendPort, inbound: inbound)]))
+
+            // Every exchange is answered: a connection that went away takes no more streams, and the
+            // next stream opens a new one (before, they went unanswered on it until the deadline).
+            for i in 0..<30 {
+                let started = ContinuousClock.now
+                #expect(try await Self.exchangeThenReset(port: port, "hello \(i)", expecting: "hello \(i)") == "b|hello \(i)")
+                #expect(ContinuousClock.now - started < .milliseconds(900), "exchange \(i) waited for a deadline")
+            }
+            #expect(f.tunnels.counters.connections >= 3, "connections: \(f.tunnels.counters.connections)")
+            #expect(inbound.counters().streams == 30)
         }
     }
 }

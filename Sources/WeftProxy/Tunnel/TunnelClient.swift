@@ -53,11 +53,36 @@ public final class TunnelClient: Sendable {
 
     /// A stream to `authority` (a replica's `ip:port`) through `endpoint`, spliced-ready once the
     /// destination accepted it. Must be called on `loop`.
+    ///
+    /// A stream that its connection could not carry because the connection was going away — the peer
+    /// said GOAWAY, so it never processed the stream, or the stream could not even be opened there — is
+    /// opened once more, on a new connection.
     func openStream(to endpoint: TunnelEndpoint, authority: String, source: String?, on loop: any EventLoop,
                     timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        let opened = loop.makePromise(of: (any Channel).self)
+        attempt(to: endpoint, authority: authority, source: source, on: loop, timeout: timeout) { error, wentAway in
+            guard wentAway else {
+                opened.fail(error)
+                return
+            }
+            self.logger.debug("tunnel connection went away before its peer took the stream; opening it on a new one",
+                              metadata: ["peer": "\(endpoint.identity)", "error": "\(error)"])
+            self.attempt(to: endpoint, authority: authority, source: source, on: loop, timeout: timeout) { error, _ in
+                opened.fail(error)
+            }.cascadeSuccess(to: opened)
+        }.cascadeSuccess(to: opened)
+        return opened.futureResult
+    }
+
+    /// One try at `openStream`; on failure `failed` gets the error and whether the connection was
+    /// going away (then the peer did not take the stream, and it may be sent again elsewhere).
+    private func attempt(to endpoint: TunnelEndpoint, authority: String, source: String?, on loop: any EventLoop,
+                         timeout: TimeAmount, failed: @escaping (any Error, _ wentAway: Bool) -> Void) -> EventLoopFuture<any Channel> {
         loop.preconditionInEventLoop()
         guard let contexts = tls.contexts else {
-            return loop.makeFailedFuture(TunnelPeerError(reason: "this node has no mesh certificate yet"))
+            let error = TunnelPeerError(reason: "this node has no mesh certificate yet")
+            failed(error, false)
+            return loop.makeFailedFuture(error)
         }
         let pool = self.pool(for: loop)
         let connection = pool.connection(to: endpoint, generation: contexts.generation, maxStreams: settings.maxStreamsPerConnection)
@@ -65,6 +90,13 @@ public final class TunnelClient: Sendable {
         connection.acquire()
         streamsOpened.add(1, ordering: .relaxed)
         let established = loop.makePromise(of: (any Channel).self)
+        established.futureResult.assumeIsolated().whenFailure { error in
+            if error is TunnelConnectionClosing { pool.retire(connection) }
+            // A GOAWAY retires the connection before the streams it drops are failed; a stream refused
+            // for that reason got no answer (a refusal with a status was the destination's decision).
+            let unanswered = error is TunnelConnectionClosing || (error as? TunnelRefusal)?.status == 0
+            failed(error, unanswered && connection.closing && connection.channel?.isActive == true)
+        }
         connection.ready.assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
@@ -108,20 +140,20 @@ public final class TunnelClient: Sendable {
         pool.add(connection)
         connectionsOpened.add(1, ordering: .relaxed)
         let logger = self.logger
-        let bound = NIOLoopBound((connection, pool), eventLoop: loop)
+        let goingAway = NIOLoopBound({ [pool, connection] in
+            logger.info("tunnel peer takes no more streams on a connection (GOAWAY); new streams go to a new one",
+                        metadata: ["peer": "\(endpoint.identity)"])
+            pool.retire(connection)
+        }, eventLoop: loop)
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: contexts.client, serverHostname: nil))
-                    let (connection, pool) = bound.value
                     try channel.pipeline.syncOperations.addHandler(
-                        TunnelClientHandshake(expected: endpoint.identity, maxConcurrentStreams: maxStreams, ready: ready, goingAway: {
-                            logger.info("tunnel peer sent GOAWAY; new streams go to a new connection", metadata: ["peer": "\(endpoint.identity)"])
-                            pool.remove(connection)
-                            if connection.streams == 0 { channel.close(promise: nil) }
-                        }))
+                        TunnelClientHandshake(expected: endpoint.identity, maxConcurrentStreams: maxStreams, ready: ready,
+                                              goingAway: { goingAway.value() }))
                 }
             }
             .connect(to: endpoint.address)
@@ -166,8 +198,15 @@ final class LoopPool {
         if connections[connection.endpoint.key]?.isEmpty == true { connections[connection.endpoint.key] = nil }
     }
 
-    /// A stream of `connection` ended: a connection from older credentials closes once it has no
-    /// streams; a current one closes after `idleTimeout` without streams.
+    /// The peer takes no new streams on `connection` (it sent GOAWAY, or refused a stream's opening):
+    /// new streams go to a new connection, and this one closes once its open streams are done.
+    func retire(_ connection: PooledConnection) {
+        remove(connection)
+        if connection.streams == 0 { connection.channel?.close(promise: nil) }
+    }
+
+    /// A stream of `connection` ended: a retired connection, or one from older credentials, closes once
+    /// it has no streams; a current one closes after `idleTimeout` without streams.
     func release(_ connection: PooledConnection, settings: TunnelClient.Settings, generation: Int) {
         connection.streams -= 1
         guard connection.streams == 0, let channel = connection.channel else { return }

@@ -44,11 +44,17 @@ final class TunnelConnectClient: ChannelInboundHandler, RemovableChannelHandler 
             channel.close(promise: nil)
         }
         let headers = HTTP2Frame.FramePayload.Headers(headers: request, endStream: false)
-        // A connection that can open no more streams (GOAWAY, closing) fails the write at once.
-        context.writeAndFlush(wrapOutboundOut(.headers(headers))).assumeIsolated().whenFailure { [self] error in
-            fail(TunnelRefusal(status: 0, reason: "cannot open a stream: \(error)"))
+        // A connection that is going away (GOAWAY sent or received) refuses new streams here, at once:
+        // fail now rather than at the deadline, and have the pool retire the connection.
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenFailure { [self] error in
+            guard !done else { return }
+            done = true
+            timer?.cancel()
+            established.fail(TunnelConnectionClosing(reason: "\(error)"))
             channel.close(promise: nil)
         }
+        context.writeAndFlush(wrapOutboundOut(.headers(headers)), promise: written)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -107,7 +113,7 @@ final class TunnelClientHandshake: ChannelInboundHandler, RemovableChannelHandle
     private let goingAway: () -> Void
     private var finished = false
 
-    /// `goingAway` is called (on the connection's loop) when the peer sends GOAWAY: no new streams.
+    /// `goingAway` is called (on the connection's event loop) when the peer sends GOAWAY.
     init(expected: SPIFFEID, maxConcurrentStreams: Int, ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer>,
          goingAway: @escaping () -> Void = {}) {
         self.expected = expected
@@ -137,7 +143,7 @@ final class TunnelClientHandshake: ChannelInboundHandler, RemovableChannelHandle
                 connectionConfiguration: TunnelProtocol.connectionConfiguration(maxConcurrentStreams: maxConcurrentStreams),
                 streamConfiguration: TunnelProtocol.streamConfiguration,
                 inboundStreamInitializer: { stream in stream.close() })
-            try context.pipeline.syncOperations.addHandler(GoAwayWatcher(goingAway: goingAway))
+            try context.pipeline.syncOperations.addHandler(TunnelGoAwayWatch(goingAway: goingAway))
             finished = true
             ready.succeed(multiplexer)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
@@ -167,21 +173,27 @@ final class TunnelClientHandshake: ChannelInboundHandler, RemovableChannelHandle
 @available(*, unavailable)
 extension TunnelClientHandshake: Sendable {}
 
-/// Tells the pool when the peer sends GOAWAY, so it opens no more streams on that connection.
-final class GoAwayWatcher: ChannelInboundHandler {
+/// Sits behind the HTTP/2 handler of a tunnel connection (which passes connection-level frames on)
+/// and reports the peer's GOAWAY: the peer takes no stream newer than those it has, so the pool must
+/// stop handing out the connection. Without it, streams sent there were never answered.
+final class TunnelGoAwayWatch: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
 
     private let goingAway: () -> Void
+    private var reported = false
 
     init(goingAway: @escaping () -> Void) {
         self.goingAway = goingAway
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .goAway = unwrapInboundIn(data).payload { goingAway() }
+        if case .goAway = unwrapInboundIn(data).payload, !reported {
+            reported = true
+            goingAway()
+        }
         context.fireChannelRead(data)
     }
 }
 
 @available(*, unavailable)
-extension GoAwayWatcher: Sendable {}
+extension TunnelGoAwayWatch: Sendable {}

@@ -39,6 +39,13 @@ public final class TunnelInbound: Sendable {
     /// Binds `host:port` (port 0 picks one) and serves until `shutdown`.
     public static func start(host: String, port: Int, group: any EventLoopGroup, tls: MeshTLS,
                              authorize: @escaping TunnelAuthorizer, logger: Logger) async throws -> TunnelInbound {
+        try await start(host: host, port: port, group: group, tls: tls, authorize: authorize,
+                        streams: TunnelProtocol.streamConfiguration, logger: logger)
+    }
+
+    /// `start` with the HTTP/2 stream settings given (tests lower the reset limit).
+    static func start(host: String, port: Int, group: any EventLoopGroup, tls: MeshTLS, authorize: @escaping TunnelAuthorizer,
+                      streams: NIOHTTP2Handler.StreamConfiguration, logger: Logger) async throws -> TunnelInbound {
         let stats = Stats()
         let service = InboundService(tls: tls, authorize: authorize, stats: stats, logger: logger)
         let channel = try await ServerBootstrap(group: group)
@@ -56,7 +63,7 @@ public final class TunnelInbound: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: contexts.server))
                     try channel.pipeline.syncOperations.addHandler(
-                        TunnelServerHandshake(service: service, trustDomain: contexts.identity.trustDomain))
+                        TunnelServerHandshake(service: service, trustDomain: contexts.identity.trustDomain, streams: streams))
                 }
             }
             .bind(host: host, port: port)
@@ -181,10 +188,12 @@ final class TunnelServerHandshake: ChannelInboundHandler, RemovableChannelHandle
 
     private let service: InboundService
     private let trustDomain: String
+    private let streams: NIOHTTP2Handler.StreamConfiguration
 
-    init(service: InboundService, trustDomain: String) {
+    init(service: InboundService, trustDomain: String, streams: NIOHTTP2Handler.StreamConfiguration) {
         self.service = service
         self.trustDomain = trustDomain
+        self.streams = streams
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -204,7 +213,7 @@ final class TunnelServerHandshake: ChannelInboundHandler, RemovableChannelHandle
                 _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
                     mode: .server,
                     connectionConfiguration: TunnelProtocol.connectionConfiguration(maxConcurrentStreams: 1000),
-                    streamConfiguration: TunnelProtocol.streamConfiguration,
+                    streamConfiguration: streams,
                     inboundStreamInitializer: { stream in
                         stream.eventLoop.makeCompletedFuture {
                             try stream.pipeline.syncOperations.addHandler(TunnelConnectServer(service: service, peer: peer))

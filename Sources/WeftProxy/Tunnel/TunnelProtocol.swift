@@ -24,19 +24,13 @@ enum TunnelProtocol {
         return headers
     }
 
-    /// HTTP/2 settings of tunnel connections: many streams per connection, and stream and connection
-    /// windows and frames large enough that throughput is not bound by WINDOW_UPDATE round trips.
+    /// HTTP/2 settings of tunnel connections: many streams per connection, and windows and frames large
+    /// enough that a stream's throughput is not bound by WINDOW_UPDATE round trips.
     static let windowSize = 4 << 20
+    /// The connection-level window (swift-nio-http2's default is HTTP/2's 65,535 bytes, which would cap
+    /// all streams of a connection together).
     static let connectionWindowSize = 16 << 20
     static let maxFrameSize = 1 << 20
-
-    /// Both ends of a tunnel connection are mesh nodes that proved their identity, and every proxied
-    /// TCP connection that ends abruptly (a reset, a close before the other side finished) resets its
-    /// stream. swift-nio-http2's defaults against misbehaving peers — 200 resets or stream errors per
-    /// 30 s, then GOAWAY — would stop a busy tunnel within seconds; the limits here still bound a
-    /// broken peer.
-    static let resetsPerWindow = 1_000_000
-    static let resetWindow = TimeAmount.seconds(10)
 
     static func connectionConfiguration(maxConcurrentStreams: Int) -> NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
@@ -47,20 +41,32 @@ enum TunnelProtocol {
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16 << 10),
         ]
         configuration.targetWindowSize = connectionWindowSize
-        configuration.maximumConnectionGlitches = resetsPerWindow
-        configuration.maximumRecentlyResetStreams = 10_000
+        // Resets between authenticated nodes are not an attack (see resetRateLimit); nor are the
+        // "glitches" they count as.
+        configuration.maximumConnectionGlitches = resetRateLimit.maximumCount
         return configuration
     }
+
+    /// How many RST_STREAM frames (and stream errors) a peer may send per window before the connection
+    /// is closed with GOAWAY. A node's proxy resets a stream whenever its client hangs up before the
+    /// stream's END_STREAM, which HTTP clients that close after reading the response do on every
+    /// request: resets follow the services' request rate. NIO's default (200 per 30 s, a rapid-reset
+    /// guard for untrusted clients) closed busy tunnels between authenticated nodes within seconds.
+    static let resetRateLimit: NIOHTTP2Handler.StreamResetFrameRateLimitConfiguration = {
+        var limit = NIOHTTP2Handler.StreamResetFrameRateLimitConfiguration()
+        limit.maximumCount = 1_000_000
+        limit.windowLength = .seconds(10)
+        return limit
+    }()
 
     static var streamConfiguration: NIOHTTP2Handler.StreamConfiguration {
         var configuration = NIOHTTP2Handler.StreamConfiguration()
         configuration.targetWindowSize = windowSize
         configuration.outboundBufferSizeHighWatermark = 1 << 20
         configuration.outboundBufferSizeLowWatermark = 256 << 10
-        configuration.streamResetFrameRateLimit.maximumCount = resetsPerWindow
-        configuration.streamResetFrameRateLimit.windowLength = resetWindow
-        configuration.streamErrorRateLimit.maximumCount = resetsPerWindow
-        configuration.streamErrorRateLimit.windowLength = resetWindow
+        configuration.streamResetFrameRateLimit = resetRateLimit
+        configuration.streamErrorRateLimit.maximumCount = resetRateLimit.maximumCount
+        configuration.streamErrorRateLimit.windowLength = resetRateLimit.windowLength
         return configuration
     }
 }
@@ -78,6 +84,13 @@ public struct TunnelRefusal: Error, Sendable, CustomStringConvertible {
     public var description: String {
         status == 0 ? "tunnel stream failed: \(reason)" : "tunnel refused the stream (\(status)): \(reason)"
     }
+}
+
+/// A tunnel connection refused to open a stream because it is going away (GOAWAY sent or received);
+/// the pool retires the connection, and the next stream goes to a new one.
+struct TunnelConnectionClosing: Error, Sendable, CustomStringConvertible {
+    var reason: String
+    var description: String { "the tunnel connection takes no new stream: \(reason)" }
 }
 
 /// A tunnel connection that cannot be used: the peer is not the node it should be, or speaks no HTTP/2.
