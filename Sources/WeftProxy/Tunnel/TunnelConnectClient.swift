@@ -138,6 +138,7 @@ final class TunnelClientHandshake: ChannelInboundHandler, RemovableChannelHandle
             guard negotiated == "h2" else {
                 throw TunnelPeerError(reason: "the tunnel peer \(peer) did not negotiate HTTP/2")
             }
+            try context.pipeline.syncOperations.addHandler(FlushCoalescer())
             let multiplexer = try context.pipeline.syncOperations.configureHTTP2Pipeline(
                 mode: .client,
                 connectionConfiguration: TunnelProtocol.connectionConfiguration(maxConcurrentStreams: maxConcurrentStreams),

@@ -210,6 +210,7 @@ final class TunnelServerHandshake: ChannelInboundHandler, RemovableChannelHandle
             }
             if negotiated == "h2" {
                 let service = self.service
+                try context.pipeline.syncOperations.addHandler(FlushCoalescer())
                 _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
                     mode: .server,
                     connectionConfiguration: TunnelProtocol.connectionConfiguration(maxConcurrentStreams: 1000),
