@@ -154,7 +154,7 @@ struct TunnelTests {
             defer { Task { await inbound.shutdown() } }
             var settings = TunnelClient.Settings()
             settings.maxStreamsPerConnection = 2
-            settings.idleTimeout = .milliseconds(300)
+            settings.idleTimeout = .seconds(2)
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let tunnels = TunnelClient(tls: f.tlsA, settings: settings, logger: TunnelFixture.logger)
             let proxy = NodeProxy(group: group, logger: TunnelFixture.logger, mesh: MeshRouting(tunnels: tunnels, sourceIdentity: { _, _ in nil }))
@@ -181,7 +181,7 @@ struct TunnelTests {
             try await Task.sleep(for: .milliseconds(200))
             #expect(tunnels.openConnections == 3, "closed before the idle time")
             var waited = 0
-            while tunnels.openConnections > 0, waited < 40 {
+            while tunnels.openConnections > 0, waited < 100 {
                 try await Task.sleep(for: .milliseconds(50))
                 waited += 1
             }
