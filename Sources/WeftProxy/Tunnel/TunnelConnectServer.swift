@@ -43,28 +43,17 @@ final class TunnelConnectServer: ChannelInboundHandler, RemovableChannelHandler 
             respond(405, "only CONNECT with an :authority is served here", context: context)
             return
         }
-        let source: SPIFFEID?
-        switch InboundService.source(peer: peer, claimed: headers.first(name: TunnelProtocol.sourceHeader)) {
-        case .success(let id): source = id
-        case .failure(let refusal):
-            respond(refusal.status, refusal.reason, context: context)
-            return
-        }
-        let (status, reason) = service.decide(destination: authority, peer: peer, source: source)
-        guard status == 200, let address = InboundService.address(authority) else {
-            respond(status, reason ?? "refused", context: context)
-            return
-        }
         state = .connecting
-        service.connect(address, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            switch result {
-            case .failure(let error):
-                self.service.connectFailed()
-                self.respond(502, "the replica at \(authority) did not accept: \(error)", context: context)
-            case .success(let backend):
-                self.splice(backend, context: context)
+        service.open(destination: authority, peer: peer, claimed: headers.first(name: TunnelProtocol.sourceHeader), on: context.eventLoop)
+            .assumeIsolated().whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    let refusal = error as? TunnelRefusal ?? TunnelRefusal(status: 502, reason: "\(error)")
+                    self.respond(refusal.status, refusal.reason, context: context)
+                case .success(let backend):
+                    self.splice(backend, context: context)
+                }
             }
-        }
     }
 
     private func splice(_ backend: any Channel, context: ChannelHandlerContext) {
@@ -166,24 +155,12 @@ final class HTTP1ConnectServer: ChannelInboundHandler, RemovableChannelHandler {
                 claimed = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             }
         }
-        let source: SPIFFEID?
-        switch InboundService.source(peer: peer, claimed: claimed) {
-        case .success(let id): source = id
-        case .failure(let refusal):
-            respond(refusal.status, refusal.reason, context: context)
-            return
-        }
-        let (status, reason) = service.decide(destination: destination, peer: peer, source: source)
-        guard status == 200, let address = InboundService.address(destination) else {
-            respond(status, reason ?? "refused", context: context)
-            return
-        }
         state = .connecting
-        service.connect(address, on: context.eventLoop).assumeIsolated().whenComplete { result in
+        service.open(destination: destination, peer: peer, claimed: claimed, on: context.eventLoop).assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
-                self.service.connectFailed()
-                self.respond(502, "the replica at \(destination) did not accept: \(error)", context: context)
+                let refusal = error as? TunnelRefusal ?? TunnelRefusal(status: 502, reason: "\(error)")
+                self.respond(refusal.status, refusal.reason, context: context)
             case .success(let backend):
                 self.splice(backend, context: context)
             }

@@ -165,6 +165,25 @@ struct InboundService: Sendable {
     }
 
     func connectFailed() { stats.failed.add(1, ordering: .relaxed) }
+
+    /// What both CONNECT flavours do with a request: the source (the peer, or the workload it vouches
+    /// for in `claimed`), the verdict, then the connection to the local replica. Fails with the
+    /// `TunnelRefusal` to answer: 400, 403, 404, or 502 when the replica does not accept.
+    func open(destination: String, peer: SPIFFEID, claimed: String?, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
+        let source: SPIFFEID?
+        switch Self.source(peer: peer, claimed: claimed) {
+        case .success(let id): source = id
+        case .failure(let refusal): return loop.makeFailedFuture(refusal)
+        }
+        let (status, reason) = decide(destination: destination, peer: peer, source: source)
+        guard status == 200, let address = Self.address(destination) else {
+            return loop.makeFailedFuture(TunnelRefusal(status: status, reason: reason ?? "refused"))
+        }
+        return connect(address, on: loop).flatMapErrorThrowing { error in
+            self.connectFailed()
+            throw TunnelRefusal(status: 502, reason: "the replica at \(destination) did not accept: \(error)")
+        }
+    }
 }
 
 /// At most `burst` admissions per second.
