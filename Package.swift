@@ -24,10 +24,13 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.10.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure core: resource model, strict decoding, validation, reconcile decisions. No I/O.
-        .target(name: "WeftCore"),
+        .target(name: "WeftCore", dependencies: [
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         // Persistent store with watch (SQLite via GRDB).
         .target(name: "WeftStore", dependencies: [
             "WeftCore",

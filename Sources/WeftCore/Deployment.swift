@@ -41,14 +41,19 @@ extension Deployment {
 
 /// How replicas of an old template are replaced by the new one.
 public struct DeploymentStrategy: Codable, Sendable, Hashable {
-    /// `RollingUpdate` (default) or `Recreate`.
+    /// `RollingUpdate` (default), `Recreate` or `Canary`.
     public var type: String?
     public var rollingUpdate: RollingUpdateStrategy?
+    public var canary: CanaryStrategy?
 
-    public init(type: String? = nil, rollingUpdate: RollingUpdateStrategy? = nil) {
+    public init(type: String? = nil, rollingUpdate: RollingUpdateStrategy? = nil, canary: CanaryStrategy? = nil) {
         self.type = type
         self.rollingUpdate = rollingUpdate
+        self.canary = canary
     }
+
+    /// `type`, or `Canary` when only `canary` is given, else `RollingUpdate`.
+    public var resolvedType: String { type ?? (canary != nil ? "Canary" : "RollingUpdate") }
 }
 
 /// Bounds of a rolling update, as a count (`1`) or a share of the replicas (`"25%"`).
@@ -236,11 +241,21 @@ public struct DeploymentStatus: Codable, Sendable, Hashable {
     public var replicas: Int
     public var updatedReplicas: Int
     public var readyReplicas: Int
+    /// The canary or rolling update under way, or the last one's outcome.
+    public var rollout: RolloutStatus?
+    /// What happened to rollouts, newest last (at most `RolloutEvent.limit`).
+    public var events: [RolloutEvent]?
+    /// Templates this deployment has run, oldest first (at most `RevisionRecord.limit`).
+    public var history: [RevisionRecord]?
 
-    public init(observedGeneration: Int? = nil, replicas: Int = 0, updatedReplicas: Int = 0, readyReplicas: Int = 0) {
+    public init(observedGeneration: Int? = nil, replicas: Int = 0, updatedReplicas: Int = 0, readyReplicas: Int = 0,
+                rollout: RolloutStatus? = nil, events: [RolloutEvent]? = nil, history: [RevisionRecord]? = nil) {
         self.observedGeneration = observedGeneration
         self.replicas = replicas
         self.updatedReplicas = updatedReplicas
         self.readyReplicas = readyReplicas
+        self.rollout = rollout
+        self.events = events
+        self.history = history
     }
 }

@@ -7,12 +7,30 @@ public struct Endpoints: Resource {
     public var metadata: ObjectMeta
     /// One entry per ready replica, sorted by replica name.
     public var endpoints: [Endpoint]
+    /// Shares of traffic per revision while a canary runs (the canary's weight and the stable version's
+    /// remainder): proxies first choose a revision by these weights, then an endpoint of that revision.
+    /// Nil: every endpoint is a candidate for every request.
+    public var split: [TrafficWeight]?
 
-    public init(metadata: ObjectMeta, endpoints: [Endpoint]) {
+    public init(metadata: ObjectMeta, endpoints: [Endpoint], split: [TrafficWeight]? = nil) {
         self.apiVersion = weftAPIVersion
         self.kind = Self.resourceKind.rawValue
         self.metadata = metadata
         self.endpoints = endpoints
+        self.split = split
+    }
+}
+
+/// One revision's share of a service's traffic.
+public struct TrafficWeight: Codable, Sendable, Hashable {
+    /// A template hash (`Endpoint.revision`).
+    public var revision: String
+    /// 0–100.
+    public var weight: Int
+
+    public init(revision: String, weight: Int) {
+        self.revision = revision
+        self.weight = weight
     }
 }
 
@@ -25,13 +43,16 @@ public struct Endpoint: Codable, Sendable, Hashable {
     public var ports: [String: Int]
     /// Share of new traffic relative to the other endpoints (default 100).
     public var weight: Int?
+    /// The replica's template hash: the version its requests are counted under.
+    public var revision: String?
 
-    public init(replica: String, node: String, ip: String, ports: [String: Int], weight: Int? = nil) {
+    public init(replica: String, node: String, ip: String, ports: [String: Int], weight: Int? = nil, revision: String? = nil) {
         self.replica = replica
         self.node = node
         self.ip = ip
         self.ports = ports
         self.weight = weight
+        self.revision = revision
     }
 }
 
@@ -50,7 +71,7 @@ extension Endpoints {
                 if let target = targetPort(port, of: replica) { ports[String(port.port)] = target }
             }
             guard ports.count == service.spec.ports.count else { continue }
-            result.append(Endpoint(replica: replica.name, node: replica.spec.node, ip: ip, ports: ports))
+            result.append(Endpoint(replica: replica.name, node: replica.spec.node, ip: ip, ports: ports, revision: replica.spec.templateHash))
         }
         return result.sorted { $0.replica < $1.replica }
     }

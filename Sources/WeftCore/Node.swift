@@ -42,6 +42,9 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     public var tunnelCounters: TunnelCounters?
     /// Why the node is not ready (set by the control plane), e.g. `no heartbeat for 5 s`.
     public var message: String?
+    /// What the node proxy saw of each version of each HTTP service port since the agent started
+    /// (canary analysis reads it).
+    public var traffic: [TrafficSample]?
 
     public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil, version: String? = nil,
                 tunnel: String? = nil, tunnelCounters: TunnelCounters? = nil, message: String? = nil) {

@@ -72,6 +72,36 @@ public enum Validation {
             if let target = port.targetPort {
                 errors += validatePortReference(target, at: path / "targetPort", declared: nil)
             }
+            if let app = port.appProtocol {
+                if !["http", "tcp"].contains(app.lowercased()) {
+                    errors.append((path / "appProtocol").error("must be http or tcp, got \"\(app)\""))
+                } else if app.lowercased() == "http" && proto != "TCP" {
+                    errors.append((path / "appProtocol").error("http needs protocol TCP"))
+                }
+            }
+        }
+        if let http = service.spec.http {
+            errors += validateHTTPSettings(http, at: spec / "http")
+        }
+        return errors
+    }
+
+    static func validateHTTPSettings(_ http: HTTPRouteSettings, at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        if let timeout = http.timeoutMs, !(1...3_600_000).contains(timeout) {
+            errors.append((path / "timeoutMs").error("must be between 1 and 3600000 (one hour), got \(timeout)"))
+        }
+        if let retries = http.retries {
+            let r = path / "retries"
+            if let attempts = retries.attempts, !(0...10).contains(attempts) {
+                errors.append((r / "attempts").error("must be between 0 (no retries) and 10, got \(attempts)"))
+            }
+            if let percent = retries.budgetPercent, !(0...100).contains(percent) {
+                errors.append((r / "budgetPercent").error("must be between 0 and 100, got \(percent)"))
+            }
+            if let minimum = retries.minRetriesPerSecond, minimum < 0 {
+                errors.append((r / "minRetriesPerSecond").error("must be 0 or more, got \(minimum)"))
+            }
         }
         return errors
     }

@@ -57,6 +57,16 @@ public struct ListenerConfiguration: Codable, Sendable, Equatable {
     public var drainTimeoutMs: Int?
     /// Ejects backends that keep failing to accept connections; default on, with `OutlierDetection()`'s settings.
     public var outlierDetection: OutlierDetection?
+    /// `tcp` (default): each connection goes to one backend (L4). `http`: HTTP/1.1 is parsed and each
+    /// request is balanced, over pooled keep-alive connections, with retries and per-version metrics (L7).
+    public var `protocol`: ListenerProtocol?
+    /// Request timeout and retries in `http` mode.
+    public var http: HTTPRouteSettings?
+    /// Shares of requests (connections in `tcp` mode) per backend `revision`: a revision is chosen by these
+    /// weights first, then a backend of it by the load balancer. Revisions with no usable backend are skipped.
+    public var split: [TrafficWeight]?
+    /// The service this listener serves (`namespace/name`), under which its traffic is reported.
+    public var service: String?
 
     public static let defaultLoadBalancer = LoadBalancerPolicy.default
     public static let defaultConnectTimeoutMs = 1000
@@ -69,7 +79,8 @@ public struct ListenerConfiguration: Codable, Sendable, Equatable {
         name: String, address: String, port: Int, loadBalancer: LoadBalancerPolicy? = nil,
         backends: [BackendConfiguration], connectTimeoutMs: Int? = nil, idleTimeoutMs: Int? = nil,
         maxConnections: Int? = nil, connectAttempts: Int? = nil, drainTimeoutMs: Int? = nil,
-        outlierDetection: OutlierDetection? = nil
+        outlierDetection: OutlierDetection? = nil, protocol: ListenerProtocol? = nil, http: HTTPRouteSettings? = nil,
+        split: [TrafficWeight]? = nil, service: String? = nil
     ) {
         self.name = name
         self.address = address
@@ -82,11 +93,15 @@ public struct ListenerConfiguration: Codable, Sendable, Equatable {
         self.connectAttempts = connectAttempts
         self.drainTimeoutMs = drainTimeoutMs
         self.outlierDetection = outlierDetection
+        self.protocol = `protocol`
+        self.http = http
+        self.split = split
+        self.service = service
     }
 
     enum CodingKeys: String, CodingKey {
         case name, address, port, loadBalancer, backends, connectTimeoutMs, idleTimeoutMs, maxConnections
-        case connectAttempts, drainTimeoutMs, outlierDetection
+        case connectAttempts, drainTimeoutMs, outlierDetection, `protocol`, http, split, service
     }
 
     public init(from decoder: any Decoder) throws {
@@ -102,7 +117,14 @@ public struct ListenerConfiguration: Codable, Sendable, Equatable {
         self.connectAttempts = try c.decodeIfPresent(Int.self, forKey: .connectAttempts)
         self.drainTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .drainTimeoutMs)
         self.outlierDetection = try c.decodeIfPresent(OutlierDetection.self, forKey: .outlierDetection)
+        self.protocol = try c.decodeIfPresent(ListenerProtocol.self, forKey: .protocol)
+        self.http = try c.decodeIfPresent(HTTPRouteSettings.self, forKey: .http)
+        self.split = try c.decodeIfPresent([TrafficWeight].self, forKey: .split)
+        self.service = try c.decodeIfPresent(String.self, forKey: .service)
     }
+
+    /// `protocol`, or `tcp`.
+    public var resolvedProtocol: ListenerProtocol { self.protocol ?? .tcp }
 
     /// `address:port`, with IPv6 addresses in brackets.
     public var endpoint: String { Self.endpointText(address, port) }
@@ -162,14 +184,18 @@ public struct BackendConfiguration: Codable, Sendable, Equatable, Hashable {
     public var weight: Int?
     /// Reach the backend through another node's mTLS tunnel rather than directly.
     public var tunnel: TunnelConfiguration?
+    /// The version the backend runs (a template hash): the listener's `split` and its traffic
+    /// counters go by it.
+    public var revision: String?
 
     public static let defaultWeight = 100
 
-    public init(address: String, port: Int, weight: Int? = nil, tunnel: TunnelConfiguration? = nil) {
+    public init(address: String, port: Int, weight: Int? = nil, tunnel: TunnelConfiguration? = nil, revision: String? = nil) {
         self.address = address
         self.port = port
         self.weight = weight
         self.tunnel = tunnel
+        self.revision = revision
     }
 
     /// The backend's identity in counters and load balancing: `address:port`.
@@ -185,6 +211,14 @@ public struct BackendConfiguration: Codable, Sendable, Equatable, Hashable {
         if let tunnel { errors += tunnel.validate(at: path / "tunnel") }
         return errors
     }
+}
+
+/// How a listener reads its connections.
+public enum ListenerProtocol: String, Codable, Sendable, CaseIterable {
+    /// Bytes are spliced to one backend per connection.
+    case tcp
+    /// HTTP/1.1 requests are balanced one by one.
+    case http
 }
 
 /// The node a backend is reached through: its proxy's inbound tunnel port and the SPIFFE ID its
