@@ -33,6 +33,9 @@ public struct AgentConfiguration: Sendable {
     public var tunnelPort: Int?
     /// How often the node checks the mesh's trust roots for a rotation step.
     public var trustRefreshInterval: Duration = .seconds(5)
+    /// How long a ready replica that is being deleted keeps running before SIGTERM: it has already left its
+    /// services' endpoints, and this gives every node proxy time to stop sending it new requests.
+    public var drainDelay: Duration = .seconds(1)
     /// The capacity the node registers; nil: the machine's processors and memory.
     public var capacity: ResourceList?
     /// Whether the node proxy binds a listener on each service VIP. Off for a second agent on a machine

@@ -65,8 +65,15 @@ actor ReplicaSupervisor {
         let entry = runners.removeValue(forKey: key)
         let client = context.client
         let logger = context.logger
+        // A deleted replica that served traffic left its services' endpoints when it was marked; it keeps
+        // running a moment so that every node proxy has stopped sending it requests before SIGTERM.
+        let drain = removeObject && replica.status?.ready == true ? context.configuration.drainDelay : .zero
         Task {
             if let entry {
+                if drain > .zero {
+                    logger.info("draining replica before stopping it", metadata: ["replica": "\(key)", "delay": "\(drain)"])
+                    try? await Task.sleep(for: drain)
+                }
                 logger.info("stopping replica", metadata: ["replica": "\(key)"])
                 await entry.runner.stop()
                 entry.task.cancel()

@@ -228,7 +228,9 @@ actor ServiceRouting {
         return result
     }
 
-    /// The proxy configuration for these services and endpoints (pure): endpoints on other nodes that
+    /// The proxy configuration for these services and endpoints (pure): ports with `appProtocol: http` are
+    /// balanced per request, with the service's timeouts and retries; a canary's traffic split and each
+    /// endpoint's revision go along; endpoints on other nodes that
     /// run a tunnel are reached through it; so are this node's own endpoints of a protected service
     /// (one an authorization policy or strict mode covers), so that every caller is checked.
     static func configuration(services: [Service], endpoints: [String: Endpoints], tunnels: [String: TunnelConfiguration] = [:],
@@ -236,18 +238,22 @@ actor ServiceRouting {
         var listeners: [ListenerConfiguration] = []
         for service in services.sorted(by: { ($0.namespace, $0.name) < ($1.namespace, $1.name) }) {
             guard service.spec.serviceType == .vip, let ip = service.spec.clusterIP else { continue }
-            let ready = endpoints["\(service.namespace)/\(service.name)"]?.endpoints ?? []
+            let object = endpoints["\(service.namespace)/\(service.name)"]
+            let ready = object?.endpoints ?? []
             let protected = isProtected(ServiceKey(namespace: service.namespace, name: service.name))
             for port in service.spec.ports where (port.protocol ?? "TCP") == "TCP" {
                 let backends = ready.compactMap { endpoint in
                     endpoint.ports[String(port.port)].map {
                         BackendConfiguration(address: endpoint.ip, port: $0, weight: endpoint.weight,
-                                             tunnel: endpoint.node == node && !protected ? nil : tunnels[endpoint.node])
+                                             tunnel: endpoint.node == node && !protected ? nil : tunnels[endpoint.node],
+                                             revision: endpoint.revision)
                     }
                 }
                 listeners.append(ListenerConfiguration(
                     name: "\(service.namespace)/\(service.name):\(port.name ?? String(port.port))", address: ip, port: port.port,
-                    loadBalancer: service.spec.loadBalancer, backends: backends))
+                    loadBalancer: service.spec.loadBalancer, backends: backends,
+                    protocol: port.isHTTP ? .http : .tcp, http: port.isHTTP ? service.spec.http : nil,
+                    split: object?.split, service: "\(service.namespace)/\(service.name)"))
             }
         }
         return ProxyConfiguration(listeners: listeners)

@@ -109,6 +109,16 @@ public final class APIClient: Sendable {
         try await send(.PUT, Self.objectPath(.deployment, namespace: namespace, name: deployment) + "/scale", body: body)
     }
 
+    /// Acts on a deployment's rollout: `promote` (`full`: skip the remaining steps), `abort`, `pause`,
+    /// `resume` or `undo` (to `toRevision`, else the previous one). Returns the deployment as changed.
+    public func rollout(namespace: String, deployment: String, action: String, full: Bool = false, toRevision: Int? = nil) async throws -> Deployment {
+        var body: [String: JSONValue] = ["action": .string(action)]
+        if full { body["full"] = .bool(true) }
+        if let toRevision { body["toRevision"] = .int(Int64(toRevision)) }
+        return try await send(.POST, Self.objectPath(.deployment, namespace: namespace, name: deployment) + "/rollout",
+                              body: try Self.encode(JSONValue.object(body)), decoding: Deployment.self)
+    }
+
     /// Reports a replica's status (agents).
     public func updateReplicaStatus(namespace: String, name: String, status: ReplicaStatus) async throws {
         try await send(.PUT, Self.objectPath(.replica, namespace: namespace, name: name) + "/status", body: try Self.encode(status))

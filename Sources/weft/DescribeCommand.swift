@@ -111,11 +111,36 @@ struct Description {
             let bounds = DeploymentPlan.rollingBounds(desired: deployment.spec.desiredReplicas, strategy: strategy)
             strategyText += " (max surge \(strategy?.rollingUpdate?.maxSurge?.description ?? "25%"), max unavailable \(strategy?.rollingUpdate?.maxUnavailable?.description ?? "25%"): \(bounds.surge) extra, \(bounds.unavailable) unavailable)"
         }
+        if let canary = strategy?.canary {
+            strategyText = "Canary (steps: \(canary.steps.map(RolloutText.stepText).joined(separator: ", ")))"
+            if let analysis = canary.analysis {
+                var rules: [String] = []
+                if let rate = analysis.successRate { rules.append("success rate >= \(rate)") }
+                if let p99 = analysis.p99LatencyMs { rules.append("p99 <= \(p99)ms") }
+                rules.append("every \(analysis.interval ?? DurationText.format(CanaryAnalysis.defaultInterval))")
+                rules.append("abort after \(analysis.failures) failed intervals")
+                strategyText += "; analysis: " + rules.joined(separator: ", ")
+            }
+        }
         field("Strategy", strategyText)
         section("Template") { out in
             out.field("Labels", Self.pairs(deployment.spec.template.metadata?.labels))
             out.field("Template Hash", TemplateHash.of(deployment.spec.template))
             out.workload(deployment.spec.template.spec, serviceAccount: deployment.serviceAccount)
+        }
+        if deployment.status?.rollout != nil {
+            section("Rollout") { out in
+                out.lines(RolloutText.status(deployment, replicas: replicas, now: now))
+            }
+        }
+        let events = deployment.status?.events ?? []
+        section("Events") { out in
+            if events.isEmpty {
+                out.lines("<none>")
+            } else {
+                let rows = events.map { [$0.type, $0.reason, Age.since($0.time, now: now), $0.message] }
+                out.lines(Table(headers: ["TYPE", "REASON", "AGE", "MESSAGE"], rows: rows).render())
+            }
         }
         section("Replicas") { out in
             if replicas.isEmpty {
@@ -173,7 +198,8 @@ struct Description {
         field("Selector", Self.pairs(service.spec.selector))
         section("Ports") { out in
             for port in service.spec.ports {
-                out.field(port.name ?? "(unnamed)", "\(port.port)/\(port.protocol ?? "TCP") -> target port \(port.targetPort?.description ?? String(port.port))")
+                out.field(port.name ?? "(unnamed)", "\(port.port)/\(port.protocol ?? "TCP") -> target port \(port.targetPort?.description ?? String(port.port))"
+                          + (port.isHTTP ? " (http: balanced per request)" : ""))
             }
         }
         if let endpoints { self.endpoints(endpoints) }
@@ -184,7 +210,11 @@ struct Description {
             if endpoints.endpoints.isEmpty { out.lines("<none ready>") }
             for endpoint in endpoints.endpoints {
                 let ports = endpoint.ports.sorted { $0.key < $1.key }.map { "\($0.key)->\($0.value)" }.joined(separator: ", ")
-                out.field(endpoint.replica, "\(endpoint.ip) [\(ports)] on \(endpoint.node)" + (endpoint.weight.map { " weight \($0)" } ?? ""))
+                out.field(endpoint.replica, "\(endpoint.ip) [\(ports)] on \(endpoint.node)" + (endpoint.weight.map { " weight \($0)" } ?? "")
+                          + (endpoint.revision.map { " revision \($0)" } ?? ""))
+            }
+            if let split = endpoints.split {
+                out.field("Traffic Split", split.map { "\($0.revision) \($0.weight)%" }.joined(separator: ", "))
             }
         }
     }

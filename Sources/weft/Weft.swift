@@ -19,6 +19,7 @@ struct Weft: AsyncParsableCommand {
             LogsCommand.self,
             ProxyCommand.self,
             CACommand.self,
+            RolloutCommand.self,
         ]
     )
 }
