@@ -166,11 +166,14 @@ final class ListenerRuntime: Sendable {
     }
 
     /// `pick` for one attempt of an HTTP request: counts the request (a first attempt) or checks and
-    /// spends the retry budget (a retry), in the same critical section.
+    /// spends the retry budget (a retry), in the same critical section. A retry goes to a backend
+    /// not tried yet when there is one, else to a tried one again (on a new connection: the usual
+    /// failure is a pooled connection the backend had just closed, and a service with one replica
+    /// must survive that too).
     func pickRequest(clientKey: UInt64, tried: Set<String>, isRetry: Bool) -> RequestPick {
         state.withLock { s in
             if isRetry {
-                guard s.backendCount > tried.count else { return .noBackend }
+                guard s.backendCount > 0 else { return .noBackend }
                 guard s.retryBudget.tryRetry(now: Self.now()) else {
                     s.http.retriesRefused += 1
                     return .noBudget
@@ -179,7 +182,9 @@ final class ListenerRuntime: Sendable {
                 s.http.requestsTotal += 1
                 s.retryBudget.recordRequest(now: Self.now())
             }
-            guard let pick = Self.pick(clientKey: clientKey, tried: tried, in: &s) else {
+            guard let pick = Self.pick(clientKey: clientKey, tried: tried, in: &s)
+                ?? (isRetry ? Self.pick(clientKey: clientKey, tried: [], in: &s) : nil)
+            else {
                 if !isRetry { s.http.noBackend += 1 }
                 return .noBackend
             }
@@ -246,7 +251,7 @@ final class ListenerRuntime: Sendable {
             s.backends[backend]!.counters.connectFailures += 1
             if let position = s.position[backend] {
                 s.snapshots[position.group][position.index].activeConnections -= 1
-                if s.detector.recordFailure(backend, poolSize: s.snapshots.count, now: Self.now()) {
+                if s.detector.recordFailure(backend, poolSize: s.backendCount, now: Self.now()) {
                     s.backends[backend]!.counters.ejections += 1
                 }
             } else {

@@ -254,7 +254,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         phase = .connecting
         attemptStarted = .now()
         let key = UpstreamKey(backend: chosen.id, source: chosen.tunnel == nil ? nil : sourceIdentity(context.channel))
-        if let pooled = pool.take(key) {
+        // A retry opens a new connection: the pooled ones to that backend may be as stale as the last.
+        if !attemptIsRetry, let pooled = pool.take(key) {
             attach(pooled)
             return
         }
@@ -387,7 +388,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         endAttempt(reuse: false)
         runtime.proxyAnswered(answer)
-        let close = closeAfterResponse || inputClosed || !requestEnded || answer == .malformedRequest
+        // The end of a bodyless request carries no bytes: when it is still to come it is simply
+        // dropped. A body still arriving would have to be read and thrown away, so that closes.
+        let close = closeAfterResponse || inputClosed || (!requestEnded && requestHasBody) || answer == .malformedRequest
         let body = ByteBuffer(string: answer.message(listener: listenerName))
         var headers = HTTPHeaders()
         headers.reserveCapacity(4)
@@ -464,7 +467,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
         // A connection whose request was not fully sent cannot carry another request.
         endAttempt(reuse: keep && upstreamReusable && requestEnded)
-        let close = closeAfterResponse || inputClosed || !requestEnded
+        let close = closeAfterResponse || inputClosed || (!requestEnded && requestHasBody)
         finishResponse(close: close, trailers: trailers, context: context)
     }
 

@@ -81,7 +81,8 @@ import Testing
     @Test func zeroBudgetAllowsNothing() {
         var budget = RetryBudget(percent: 0, minPerSecond: 0)
         for _ in 0..<1_000 { budget.recordRequest(now: 1) }
-        #expect(!budget.tryRetry(now: 1))
+        let allowed = budget.tryRetry(now: 1)
+        #expect(!allowed)
     }
 
     @Test func oldRequestsAndRetriesLeaveTheWindow() {
@@ -91,9 +92,11 @@ import Testing
         for _ in 0..<20 where budget.tryRetry(now: 3) { allowed += 1 }
         #expect(allowed == 10)
         // 10 s later the requests of second 0 are gone, and so are the retries of second 3 after 13 s.
-        #expect(!budget.tryRetry(now: 10.5))
+        let afterTen = budget.tryRetry(now: 10.5)
+        #expect(!afterTen)
         for _ in 0..<100 { budget.recordRequest(now: 13.1) }
-        #expect(budget.tryRetry(now: 13.2))
+        let afterThirteen = budget.tryRetry(now: 13.2)
+        #expect(afterThirteen)
     }
 
     @Test func defaultsFollowThePolicy() {
