@@ -64,6 +64,7 @@ let package = Package(
             .product(name: "NIOHPACK", package: "swift-nio-http2"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
         // Node DNS server: the cluster zone over UDP and TCP, forwarding with a cache.
         .target(name: "WeftDNS", dependencies: [
@@ -127,6 +128,7 @@ let package = Package(
             .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "WeftDNSTests", dependencies: [
             "WeftDNS", "WeftCore",

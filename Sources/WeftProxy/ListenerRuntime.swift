@@ -1,3 +1,4 @@
+import Histogram
 import NIOCore
 import Synchronization
 import WeftCore
@@ -13,6 +14,11 @@ final class ListenerRuntime: Sendable {
         var maxConnections: Int
         var connectAttempts: Int
         var drainTimeout: TimeAmount
+        var `protocol`: ListenerProtocol
+        /// `http.timeoutMs`: from the request's first byte sent to the response head.
+        var requestTimeout: TimeAmount
+        /// `http.retries.attempts`: tries per request after the first.
+        var retryAttempts: Int
 
         init(_ c: ListenerConfiguration) {
             connectTimeout = .milliseconds(Int64(c.connectTimeoutMs ?? ListenerConfiguration.defaultConnectTimeoutMs))
@@ -20,6 +26,9 @@ final class ListenerRuntime: Sendable {
             maxConnections = c.maxConnections ?? ListenerConfiguration.defaultMaxConnections
             connectAttempts = c.connectAttempts ?? ListenerConfiguration.defaultConnectAttempts
             drainTimeout = .milliseconds(Int64(c.drainTimeoutMs ?? ListenerConfiguration.defaultDrainTimeoutMs))
+            `protocol` = c.resolvedProtocol
+            requestTimeout = .milliseconds(Int64(c.http?.timeoutMs ?? HTTPRouteSettings.defaultTimeoutMs))
+            retryAttempts = c.http?.retries?.attempts ?? RetryPolicy.defaultAttempts
         }
     }
 
@@ -29,6 +38,15 @@ final class ListenerRuntime: Sendable {
         var address: SocketAddress
         /// Set when the backend is on another node: the connection goes through its tunnel.
         var tunnel: TunnelEndpoint?
+    }
+
+    /// The outcome of asking for a backend for one HTTP request attempt.
+    enum RequestPick: Sendable {
+        case backend(Pick)
+        /// No backend is left that this request has not tried (or none at all).
+        case noBackend
+        /// A retry would exceed the listener's retry budget.
+        case noBudget
     }
 
     /// What a connection does once its backend connect succeeded.
@@ -50,16 +68,44 @@ final class ListenerRuntime: Sendable {
         var latency = LatencyEWMA()
         var counters: BackendCounters
         var connections: [UInt64: any Channel] = [:]
+        /// `revision`, or "" when the backend has none.
+        var revision = ""
+        /// Index of its revision's request statistics in `State.revisionTraffic`.
+        var revisionSlot = 0
+        var requests = RequestStatistics()
+    }
+
+    struct BackendPosition {
+        var group: Int
+        var index: Int
     }
 
     private struct State {
         var configuration: ListenerConfiguration
         var settings: Settings
-        var balancer: LoadBalancer
+        var policy: LoadBalancerPolicy
         var detector: OutlierDetector
-        /// Current backends in configuration order; `activeConnections` and `latency` kept up to date.
-        var snapshots: [BackendSnapshot] = []
-        var position: [String: Int] = [:]
+        /// Current backends in configuration order, one list per revision group (see `setBackends`);
+        /// `activeConnections` and `latency` kept up to date.
+        var snapshots: [[BackendSnapshot]] = []
+        /// One balancer per group, so each revision keeps its own round-robin position.
+        var balancers: [LoadBalancer] = []
+        /// The split weight of each group; the groups after `weights.count` are not in the split.
+        var weights: [Int] = []
+        var splitPicker = TrafficSplitPicker()
+        /// Backend id → (group, index in the group).
+        var position: [String: BackendPosition] = [:]
+        var backendCount = 0
+        /// Current backend ids in configuration order.
+        var order: [String] = []
+        /// Per-revision request statistics (index: `Backend.revisionSlot`), kept for the listener's
+        /// lifetime so traffic samples stay cumulative when backends come and go.
+        var revisionTraffic: [RequestStatistics] = []
+        var revisionSlots: [String: Int] = [:]
+        var retryBudget: RetryBudget
+        var http = HTTPListenerCounters()
+        /// Upstream connection pools of this listener, one per event loop (HTTP mode).
+        var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         var backends: [String: Backend] = [:]
         var rng = SplitMix64(seed: 0x5eed_0f_3e_f7)
         var connectionsTotal = 0
@@ -83,8 +129,8 @@ final class ListenerRuntime: Sendable {
         let outlier = configuration.outlierDetection ?? OutlierDetection()
         var state = State(
             configuration: configuration, settings: Settings(configuration),
-            balancer: LoadBalancer(policy: configuration.loadBalancer ?? ListenerConfiguration.defaultLoadBalancer),
-            detector: OutlierDetector(outlier))
+            policy: configuration.loadBalancer ?? ListenerConfiguration.defaultLoadBalancer,
+            detector: OutlierDetector(outlier), retryBudget: RetryBudget(configuration.http?.retries))
         Self.setBackends(configuration.backends, in: &state)
         self.state = Mutex(state)
     }
@@ -106,6 +152,7 @@ final class ListenerRuntime: Sendable {
                 return nil
             }
             s.connectionsActive += 1
+            if s.settings.protocol == .http { s.connectionsTotal += 1 }
             s.nextConnectionID &+= 1
             s.pending[s.nextConnectionID] = channel
             return (s.nextConnectionID, s.settings)
@@ -115,29 +162,85 @@ final class ListenerRuntime: Sendable {
     /// Chooses a backend not in `tried` and not ejected (an ejected one if nothing else is left), and
     /// counts the attempt as an active connection of that backend.
     func pick(clientKey: UInt64, tried: Set<String>) -> Pick? {
+        state.withLock { s in Self.pick(clientKey: clientKey, tried: tried, in: &s) }
+    }
+
+    /// `pick` for one attempt of an HTTP request: counts the request (a first attempt) or checks and
+    /// spends the retry budget (a retry), in the same critical section. A retry goes to a backend
+    /// not tried yet when there is one, else to a tried one again (on a new connection: the usual
+    /// failure is a pooled connection the backend had just closed, and a service with one replica
+    /// must survive that too).
+    func pickRequest(clientKey: UInt64, tried: Set<String>, isRetry: Bool) -> RequestPick {
         state.withLock { s in
-            let now = Self.now()
-            if now - s.latenciesRefreshedAt >= Self.latencyRefreshInterval {
-                // Estimates decay between samples; without this a backend that was slow once and then
-                // lost every p2c comparison would keep its old estimate and never be tried again.
-                s.latenciesRefreshedAt = now
-                for i in s.snapshots.indices {
-                    s.snapshots[i].latency = s.backends[s.snapshots[i].id]?.latency.value(at: now)
+            if isRetry {
+                guard s.backendCount > 0 else { return .noBackend }
+                guard s.retryBudget.tryRetry(now: Self.now()) else {
+                    s.http.retriesRefused += 1
+                    return .noBudget
+                }
+            } else {
+                s.http.requestsTotal += 1
+                s.retryBudget.recordRequest(now: Self.now())
+            }
+            guard let pick = Self.pick(clientKey: clientKey, tried: tried, in: &s)
+                ?? (isRetry ? Self.pick(clientKey: clientKey, tried: [], in: &s) : nil)
+            else {
+                if !isRetry { s.http.noBackend += 1 }
+                return .noBackend
+            }
+            return .backend(pick)
+        }
+    }
+
+    private static func pick(clientKey: UInt64, tried: Set<String>, in s: inout State) -> Pick? {
+        let now = Self.now()
+        if now - s.latenciesRefreshedAt >= Self.latencyRefreshInterval {
+            // Estimates decay between samples; without this a backend that was slow once and then
+            // lost every p2c comparison would keep its old estimate and never be tried again.
+            s.latenciesRefreshedAt = now
+            for g in s.snapshots.indices {
+                for i in s.snapshots[g].indices {
+                    s.snapshots[g][i].latency = s.backends[s.snapshots[g][i].id]?.latency.value(at: now)
                 }
             }
-            let ejected = s.detector.ejected(now: now)
-            var id: String?
-            if ejected.isEmpty {
-                id = s.balancer.pick(from: s.snapshots, clientKey: clientKey, excluding: tried, using: &s.rng)
-            } else {
-                id = s.balancer.pick(from: s.snapshots, clientKey: clientKey, excluding: tried.union(ejected), using: &s.rng)
-                    ?? s.balancer.pick(from: s.snapshots, clientKey: clientKey, excluding: tried, using: &s.rng)
-            }
-            guard let id, let index = s.position[id], let backend = s.backends[id] else { return nil }
-            s.snapshots[index].activeConnections += 1
-            s.backends[id]!.counters.connectionsActive += 1
-            return Pick(id: id, address: backend.address, tunnel: backend.tunnel)
         }
+        let ejected = s.detector.ejected(now: now)
+        var id: String?
+        if ejected.isEmpty {
+            id = choose(clientKey: clientKey, excluding: tried, in: &s)
+        } else {
+            id = choose(clientKey: clientKey, excluding: tried.union(ejected), in: &s)
+                ?? choose(clientKey: clientKey, excluding: tried, in: &s)
+        }
+        guard let id, let position = s.position[id], let backend = s.backends[id] else { return nil }
+        s.snapshots[position.group][position.index].activeConnections += 1
+        s.backends[id]!.counters.connectionsActive += 1
+        return Pick(id: id, address: backend.address, tunnel: backend.tunnel)
+    }
+
+    /// The traffic split, then the load balancer: a revision of the split is chosen by weight among
+    /// those with an eligible backend, then a backend of it. When no revision of the split (with
+    /// weight > 0) has one, the other backends are used as if there were no split: revisions not in
+    /// it, revisions of weight 0, backends without a revision.
+    private static func choose(clientKey: UInt64, excluding: Set<String>, in s: inout State) -> String? {
+        if !s.weights.isEmpty {
+            var picker = s.splitPicker
+            s.splitPicker = TrafficSplitPicker()  // so updating `picker` does not copy its arrays
+            let snapshots = s.snapshots
+            let group = picker.pick(weights: s.weights) { g in
+                snapshots[g].contains { $0.weight > 0 && (excluding.isEmpty || !excluding.contains($0.id)) }
+            }
+            s.splitPicker = picker
+            if let group {
+                return s.balancers[group].pick(from: s.snapshots[group], clientKey: clientKey, excluding: excluding, using: &s.rng)
+            }
+        }
+        for group in s.snapshots.indices {
+            if let id = s.balancers[group].pick(from: s.snapshots[group], clientKey: clientKey, excluding: excluding, using: &s.rng) {
+                return id
+            }
+        }
+        return nil
     }
 
     /// A connect to `backend` failed or timed out: counts it and tells outlier detection.
@@ -146,9 +249,9 @@ final class ListenerRuntime: Sendable {
             guard s.backends[backend] != nil else { return }
             s.backends[backend]!.counters.connectionsActive -= 1
             s.backends[backend]!.counters.connectFailures += 1
-            if let index = s.position[backend] {
-                s.snapshots[index].activeConnections -= 1
-                if s.detector.recordFailure(backend, poolSize: s.snapshots.count, now: Self.now()) {
+            if let position = s.position[backend] {
+                s.snapshots[position.group][position.index].activeConnections -= 1
+                if s.detector.recordFailure(backend, poolSize: s.backendCount, now: Self.now()) {
                     s.backends[backend]!.counters.ejections += 1
                 }
             } else {
@@ -165,14 +268,14 @@ final class ListenerRuntime: Sendable {
                 Self.release(backend, in: &s)
                 return .abort
             }
-            guard let index = s.position[backend] else {
+            guard let position = s.position[backend] else {
                 Self.release(backend, in: &s)
                 return .pickAnother
             }
             let now = Self.now()
             s.detector.recordSuccess(backend, now: now)
             s.backends[backend]!.latency.record(latency, at: now)
-            s.snapshots[index].latency = s.backends[backend]!.latency.value(at: now)
+            s.snapshots[position.group][position.index].latency = s.backends[backend]!.latency.value(at: now)
             s.backends[backend]!.counters.connectionsTotal += 1
             s.backends[backend]!.connections[connection] = channel
             s.pending[connection] = nil
@@ -215,10 +318,109 @@ final class ListenerRuntime: Sendable {
         }
     }
 
+    // MARK: - HTTP requests (event loops)
+
+    /// How one attempt of a request to a backend ended.
+    enum AttemptOutcome: Sendable {
+        /// The backend answered with this status; `latency` from the attempt's first byte sent to
+        /// the response head.
+        case response(status: Int, latency: TimeAmount)
+        /// The connect failed or timed out: an outlier-detection failure of the backend.
+        case connectFailed
+        /// No response: the connection closed or reset before the response head, or the request timed out.
+        case failed
+        /// The client went away first: releases the backend, counts nothing against it.
+        case cancelled
+    }
+
+    /// Ends one attempt of a request to `backend`: counts it (with its revision), releases the
+    /// backend's active count, and says whether the upstream connection may be pooled again (false
+    /// once the backend left the configuration or the proxy is shutting down).
+    func attemptFinished(backend: String, outcome: AttemptOutcome, isRetry: Bool) -> Bool {
+        state.withLock { s in
+            guard s.backends[backend] != nil else { return false }
+            if case .cancelled = outcome {} else {
+                let slot = s.backends[backend]!.revisionSlot
+                s.backends[backend]!.requests.record(outcome, isRetry: isRetry)
+                s.revisionTraffic[slot].record(outcome, isRetry: isRetry)
+            }
+            switch outcome {
+            case .connectFailed:
+                s.backends[backend]!.counters.connectFailures += 1
+                if s.position[backend] != nil,
+                   s.detector.recordFailure(backend, poolSize: s.backendCount, now: Self.now()) {
+                    s.backends[backend]!.counters.ejections += 1
+                }
+            case .response:
+                s.detector.recordSuccess(backend, now: Self.now())
+            case .failed, .cancelled:
+                break
+            }
+            let keep = s.backends[backend]!.inConfiguration && !s.shutDown
+            Self.release(backend, in: &s)
+            return keep
+        }
+    }
+
+    /// A new upstream connection to `backend` is up after `latency` seconds (feeds p2cEwma as in TCP mode).
+    func upstreamConnected(backend: String, latency: Double) {
+        state.withLock { s in
+            guard s.backends[backend] != nil else { return }
+            let now = Self.now()
+            s.backends[backend]!.latency.record(latency, at: now)
+            s.backends[backend]!.counters.connectionsTotal += 1
+            if let position = s.position[backend] {
+                s.snapshots[position.group][position.index].latency = s.backends[backend]!.latency.value(at: now)
+            }
+        }
+    }
+
+    /// Counts an answer the proxy gave itself (400, 502, 503, 504).
+    func proxyAnswered(_ reason: HTTPProxyAnswer) {
+        state.withLock { s in
+            switch reason {
+            case .malformedRequest: s.http.malformed += 1
+            case .noBackend: break  // counted by `pickRequest`
+            case .upstreamFailed: s.http.failed += 1
+            case .timeout: s.http.timedOut += 1
+            }
+        }
+    }
+
+    /// Whether `backend` is still in the configuration (pooled connections of other backends are closed).
+    func isCurrent(backend: String) -> Bool {
+        state.withLock { s in s.backends[backend]?.inConfiguration ?? false }
+    }
+
+    /// This listener's upstream pool on `loop`, created on first use. Call once per client connection.
+    func pool(on loop: any EventLoop) -> UpstreamPool {
+        let key = ObjectIdentifier(loop)
+        let bound = state.withLock { s -> NIOLoopBound<UpstreamPool>? in s.pools[key] }
+        if let bound { return bound.value }
+        let pool = UpstreamPool(loop: loop, runtime: self)
+        let created = NIOLoopBound(pool, eventLoop: loop)
+        return state.withLock { s in
+            if let existing = s.pools[key] { return existing }
+            s.pools[key] = created
+            return created
+        }.value
+    }
+
+    /// Cumulative request statistics per revision (`""` for backends without one), in first-seen order.
+    func revisionTraffic() -> [(revision: String, statistics: RequestStatistics)] {
+        state.withLock { s in
+            s.revisionSlots.sorted { $0.value < $1.value }.map { ($0.key, s.revisionTraffic[$0.value]) }
+        }
+    }
+
+    private func allPools() -> [NIOLoopBound<UpstreamPool>] {
+        state.withLock { s in Array(s.pools.values) }
+    }
+
     private static func release(_ backend: String, in s: inout State) {
         s.backends[backend]!.counters.connectionsActive -= 1
-        if let index = s.position[backend] {
-            s.snapshots[index].activeConnections -= 1
+        if let position = s.position[backend] {
+            s.snapshots[position.group][position.index].activeConnections -= 1
         } else {
             removeIfUnused(backend, in: &s)
         }
@@ -247,11 +449,15 @@ final class ListenerRuntime: Sendable {
             s.configuration = configuration
             s.settings = Settings(configuration)
             let policy = configuration.loadBalancer ?? ListenerConfiguration.defaultLoadBalancer
-            if policy != (old.loadBalancer ?? ListenerConfiguration.defaultLoadBalancer) {
-                s.balancer = LoadBalancer(policy: policy)
+            if policy != s.policy {
+                s.policy = policy
+                s.balancers = []
             }
             if configuration.outlierDetection != old.outlierDetection {
                 s.detector = OutlierDetector(configuration.outlierDetection ?? OutlierDetection())
+            }
+            if configuration.http?.retries != old.http?.retries {
+                s.retryBudget = RetryBudget(configuration.http?.retries)
             }
             let removed = Self.setBackends(configuration.backends, in: &s)
             var drains: [Drain] = []
@@ -270,6 +476,11 @@ final class ListenerRuntime: Sendable {
     /// `update`, then arms a drain timer on each returned connection's event loop.
     func reconfigure(_ configuration: ListenerConfiguration) {
         let (drains, timeout) = update(configuration)
+        for bound in allPools() {
+            bound.eventLoop.execute {
+                bound.value.backendsChanged(drainTimeout: timeout)
+            }
+        }
         for drain in drains {
             drain.channel.eventLoop.scheduleTask(in: timeout) {
                 if self.shouldClose(drain) { drain.channel.close(promise: nil) }
@@ -286,10 +497,17 @@ final class ListenerRuntime: Sendable {
     }
 
     /// Rebuilds the snapshots for `backends`; returns the ids that left the configuration.
+    ///
+    /// Without a split there is one group of every backend. With one, there is a group per revision of
+    /// the split (in split order, with its weight), then one of every other backend.
     @discardableResult
     private static func setBackends(_ backends: [BackendConfiguration], in s: inout State) -> [String] {
-        var snapshots: [BackendSnapshot] = []
-        var position: [String: Int] = [:]
+        let split = s.configuration.split ?? []
+        var groupOf: [String: Int] = [:]
+        for (i, entry) in split.enumerated() where groupOf[entry.revision] == nil { groupOf[entry.revision] = i }
+        let groupCount = split.isEmpty ? 1 : split.count + 1
+        var snapshots = Array(repeating: [BackendSnapshot](), count: groupCount)
+        var position: [String: BackendPosition] = [:]
         for backend in backends {
             let id = backend.id
             guard position[id] == nil else { continue }
@@ -297,11 +515,16 @@ final class ListenerRuntime: Sendable {
                 guard let address = try? SocketAddress(ipAddress: backend.address, port: backend.port) else { continue }
                 s.backends[id] = Backend(address: address, counters: BackendCounters(id: id))
             }
+            let revision = backend.revision ?? ""
             s.backends[id]!.inConfiguration = true
             s.backends[id]!.tunnel = backend.tunnel?.endpoint
             s.backends[id]!.counters.draining = false
-            position[id] = snapshots.count
-            snapshots.append(BackendSnapshot(
+            s.backends[id]!.counters.revision = backend.revision
+            s.backends[id]!.revision = revision
+            s.backends[id]!.revisionSlot = revisionSlot(revision, in: &s)
+            let group = split.isEmpty ? 0 : groupOf[revision] ?? split.count
+            position[id] = BackendPosition(group: group, index: snapshots[group].count)
+            snapshots[group].append(BackendSnapshot(
                 id: id, weight: backend.weight ?? BackendConfiguration.defaultWeight,
                 activeConnections: s.backends[id]!.counters.connectionsActive,
                 latency: s.backends[id]!.latency.value(at: now())))
@@ -314,9 +537,27 @@ final class ListenerRuntime: Sendable {
             s.backends[id]!.removalEpoch = s.epoch
             removed.append(id)
         }
+        let weights = split.map(\.weight)
+        if s.balancers.count != groupCount || weights != s.weights {
+            s.balancers = Array(repeating: LoadBalancer(policy: s.policy), count: groupCount)
+        }
+        s.weights = weights
         s.snapshots = snapshots
         s.position = position
+        s.backendCount = position.count
+        s.order = backends.map(\.id).filter { position[$0] != nil }
+        if s.order.count != position.count {
+            var seen = Set<String>()
+            s.order = s.order.filter { seen.insert($0).inserted }
+        }
         return removed
+    }
+
+    private static func revisionSlot(_ revision: String, in s: inout State) -> Int {
+        if let slot = s.revisionSlots[revision] { return slot }
+        s.revisionSlots[revision] = s.revisionTraffic.count
+        s.revisionTraffic.append(RequestStatistics())
+        return s.revisionTraffic.count - 1
     }
 
     /// The listener stopped listening: no new connections; returns every open connection, to be
@@ -330,10 +571,14 @@ final class ListenerRuntime: Sendable {
 
     /// The proxy is shutting down: returns every open connection, to be closed now.
     func shutDown() -> [any Channel] {
-        state.withLock { s in
+        let (channels, pools) = state.withLock { s in
             s.shutDown = true
-            return Self.allChannels(s)
+            return (Self.allChannels(s), Array(s.pools.values))
         }
+        for bound in pools {
+            bound.eventLoop.execute { bound.value.closeAll() }
+        }
+        return channels
     }
 
     private static func allChannels(_ s: State) -> [any Channel] {
@@ -351,15 +596,65 @@ final class ListenerRuntime: Sendable {
                 name: s.configuration.name, endpoint: s.configuration.endpoint,
                 connectionsTotal: s.connectionsTotal, connectionsActive: s.connectionsActive,
                 connectionsRefused: s.connectionsRefused, connectionsFailed: s.connectionsFailed)
-            for snapshot in s.snapshots {
-                var counters = s.backends[snapshot.id]!.counters
-                counters.ejected = s.detector.isEjected(snapshot.id, now: now)
+            result.http = s.http
+            for id in s.order {
+                var counters = s.backends[id]!.counters
+                counters.ejected = s.detector.isEjected(id, now: now)
+                s.backends[id]!.requests.fill(&counters)
                 result.backends.append(counters)
             }
             for (id, backend) in s.backends.sorted(by: { $0.key < $1.key }) where s.position[id] == nil {
-                result.backends.append(backend.counters)
+                var counters = backend.counters
+                backend.requests.fill(&counters)
+                result.backends.append(counters)
             }
             return result
         }
+    }
+}
+
+/// Request counts of one backend or one revision: attempts, responses by status class, failures,
+/// retries and a latency histogram (µs, attempt start → response head).
+struct RequestStatistics: Sendable {
+    var requests = 0
+    var responses: (Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0)
+    var failures = 0
+    var retries = 0
+    /// Created on the first response, so listeners in TCP mode carry none.
+    var latency: Histogram<UInt64>?
+
+    mutating func record(_ outcome: ListenerRuntime.AttemptOutcome, isRetry: Bool) {
+        requests += 1
+        if isRetry { retries += 1 }
+        switch outcome {
+        case .response(let status, let elapsed):
+            switch status / 100 {
+            case ...1: responses.0 += 1
+            case 2: responses.1 += 1
+            case 3: responses.2 += 1
+            case 4: responses.3 += 1
+            default: responses.4 += 1
+            }
+            let micros = UInt64(max(elapsed.nanoseconds / 1000, 1))
+            if latency == nil { latency = LatencySummary.makeHistogram() }
+            _ = latency!.record(min(micros, LatencySummary.highestTrackableMicroseconds))
+        case .connectFailed, .failed:
+            failures += 1
+        case .cancelled:
+            requests -= 1
+            if isRetry { retries -= 1 }
+        }
+    }
+
+    var responseCounts: [Int] { [responses.0, responses.1, responses.2, responses.3, responses.4] }
+
+    var latencySummary: LatencySummary { latency.map { LatencySummary($0) } ?? LatencySummary() }
+
+    func fill(_ counters: inout BackendCounters) {
+        counters.requests = requests
+        counters.responses = responseCounts
+        counters.requestFailures = failures
+        counters.retries = retries
+        counters.latency = latencySummary
     }
 }

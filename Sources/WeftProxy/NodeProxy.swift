@@ -7,6 +7,7 @@ import Darwin
 #endif
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Synchronization
 import WeftCore
@@ -75,6 +76,25 @@ public final class NodeProxy: Sendable {
     public func counters() -> [ListenerCounters] {
         let listeners = state.withLock { s in s.order.compactMap { s.listeners[$0]?.runtime } }
         return listeners.map { $0.counters() }
+    }
+
+    /// Cumulative request statistics of every `http` listener that has a `service`, one sample per
+    /// (service, port, backend revision); revision "" collects backends without one. Counts never
+    /// go down while the proxy runs (backends that leave keep their revision's counts).
+    public func trafficSamples() -> [TrafficSample] {
+        let listeners = state.withLock { s in s.order.compactMap { s.listeners[$0]?.runtime } }
+        var samples: [TrafficSample] = []
+        for runtime in listeners {
+            let configuration = runtime.configuration
+            guard configuration.resolvedProtocol == .http, let service = configuration.service else { continue }
+            for (revision, statistics) in runtime.revisionTraffic() {
+                samples.append(TrafficSample(
+                    service: service, port: configuration.port, revision: revision, requests: statistics.requests,
+                    responses: statistics.responseCounts, failures: statistics.failures, retries: statistics.retries,
+                    latency: statistics.latencySummary))
+            }
+        }
+        return samples
     }
 
     /// The bound address of each listener, by endpoint (`address:port` as configured).
@@ -217,7 +237,16 @@ public final class NodeProxy: Sendable {
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(runtime: runtime, connector: connector))
+                    switch runtime.settings.protocol {
+                    case .tcp:
+                        try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(runtime: runtime, connector: connector))
+                    case .http:
+                        // Requests are parsed, so reading starts at once; the handler gates reads itself.
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                            withPipeliningAssistance: true, withErrorHandling: false)
+                        try channel.pipeline.syncOperations.addHandler(HTTPProxyHandler(runtime: runtime, connector: connector))
+                        try channel.syncOptions?.setOption(.autoRead, value: true)
+                    }
                 }
             }
     }

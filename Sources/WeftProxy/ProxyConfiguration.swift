@@ -171,6 +171,55 @@ public struct ListenerConfiguration: Codable, Sendable, Equatable {
                 errors.append((o / "maxEjectedPercent").error("must be between 0 and 100"))
             }
         }
+        errors += validateTraffic(at: path)
+        return errors
+    }
+
+    /// `http`, `split` and `service`. A split may name revisions no backend has yet (a rollout adds
+    /// them later); those simply take no traffic until they do.
+    private func validateTraffic(at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        if let http {
+            let h = path / "http"
+            if resolvedProtocol != .http {
+                errors.append(h.error("applies only to HTTP listeners; set protocol: http or remove it"))
+            }
+            if let timeout = http.timeoutMs, timeout <= 0 { errors.append((h / "timeoutMs").error("must be greater than 0")) }
+            if let retries = http.retries {
+                let r = h / "retries"
+                if let attempts = retries.attempts, !(0...10).contains(attempts) {
+                    errors.append((r / "attempts").error("must be between 0 (no retries) and 10"))
+                }
+                if let percent = retries.budgetPercent, !(0...100).contains(percent) {
+                    errors.append((r / "budgetPercent").error("must be between 0 and 100"))
+                }
+                if let minimum = retries.minRetriesPerSecond, minimum < 0 {
+                    errors.append((r / "minRetriesPerSecond").error("must be 0 or more"))
+                }
+            }
+        }
+        if let split {
+            var seen: [String: Int] = [:]
+            for (i, entry) in split.enumerated() {
+                let e = (path / "split")[i]
+                if entry.revision.isEmpty { errors.append((e / "revision").error("must not be empty")) }
+                if let first = seen[entry.revision] {
+                    errors.append((e / "revision").error("duplicate revision \"\(entry.revision)\" (also split[\(first)])"))
+                } else {
+                    seen[entry.revision] = i
+                }
+                if !(0...100).contains(entry.weight) { errors.append((e / "weight").error("must be between 0 and 100")) }
+            }
+            if !split.isEmpty, split.allSatisfy({ $0.weight == 0 }) {
+                errors.append((path / "split").error("at least one revision needs a weight greater than 0"))
+            }
+        }
+        if let service {
+            let parts = service.split(separator: "/", omittingEmptySubsequences: false)
+            if parts.count != 2 || parts.contains(where: \.isEmpty) {
+                errors.append((path / "service").error("must be namespace/name, got \"\(service)\""))
+            }
+        }
         return errors
     }
 }

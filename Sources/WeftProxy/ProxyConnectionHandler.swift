@@ -5,11 +5,14 @@ import WeftPKI
 /// Opens connections to backends on the client's own event loop.
 struct BackendConnector: Sendable {
     var connect: @Sendable (_ backend: ListenerRuntime.Pick, _ client: any Channel, _ timeout: TimeAmount) -> EventLoopFuture<any Channel>
+    /// The identity tunnel streams opened for `client` carry (nil when none, or without a mesh):
+    /// HTTP mode pools tunnelled connections per backend and this identity.
+    var sourceIdentity: @Sendable (_ client: any Channel) -> String? = { _ in nil }
 
     /// TCP with TCP_NODELAY and half-closure, on the given loop (no hop between the two channels).
-    static let tcp = BackendConnector { backend, client, timeout in
+    static let tcp = BackendConnector(connect: { backend, client, timeout in
         tcpConnect(backend.address, loop: client.eventLoop, timeout: timeout)
-    }
+    })
 
     static func tcpConnect(_ address: SocketAddress, loop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         ClientBootstrap(group: loop)
@@ -22,14 +25,16 @@ struct BackendConnector: Sendable {
     /// Backends on this node by TCP; backends on other nodes through their tunnel, as the workload
     /// `mesh.sourceIdentity` finds behind the client connection (none when it is not a local replica).
     static func mesh(_ mesh: MeshRouting) -> BackendConnector {
-        BackendConnector { backend, client, timeout in
+        BackendConnector(connect: { backend, client, timeout in
             guard let tunnel = backend.tunnel else {
                 return tcpConnect(backend.address, loop: client.eventLoop, timeout: timeout)
             }
             let source = mesh.sourceIdentity(client.remoteAddress, client.localAddress)
             return mesh.tunnels.openStream(to: tunnel, authority: backend.id, source: source?.description,
                                            on: client.eventLoop, timeout: timeout)
-        }
+        }, sourceIdentity: { client in
+            mesh.sourceIdentity(client.remoteAddress, client.localAddress)?.description
+        })
     }
 }
 

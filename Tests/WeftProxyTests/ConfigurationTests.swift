@@ -89,3 +89,39 @@ struct ConfigurationTests {
         #expect(problems(#"{"listeners": []}"#).isEmpty)
     }
 }
+
+@Suite("HTTP listener configuration")
+struct HTTPConfigurationTests {
+    func problems(_ listener: String) -> [String] {
+        let json = #"{"listeners": [{"name": "a", "address": "127.0.0.1", "port": 80, "backends": [], "# + listener + "}]}"
+        do {
+            _ = try ProxyConfiguration.decode(try JSONValue.parse(Data(json.utf8)))
+            return []
+        } catch {
+            return (error as? ProxyConfigurationError)?.problems.map(\.description) ?? ["\(error)"]
+        }
+    }
+
+    @Test func acceptsAFullHTTPListener() {
+        #expect(problems(#""protocol": "http", "service": "default/web", "http": {"timeoutMs": 500, "retries": {"attempts": 1, "budgetPercent": 10, "minRetriesPerSecond": 2}}, "split": [{"revision": "a1", "weight": 90}, {"revision": "b2", "weight": 10}]"#) == [])
+        // A split revision no backend has yet is allowed: a rollout adds its backends later.
+        #expect(problems(#""split": [{"revision": "next", "weight": 100}]"#) == [])
+    }
+
+    @Test(arguments: [
+        (#""split": [{"revision": "a", "weight": 101}]"#, "listeners[0].split[0].weight: must be between 0 and 100"),
+        (#""split": [{"revision": "a", "weight": -1}]"#, "listeners[0].split[0].weight: must be between 0 and 100"),
+        (#""split": [{"revision": "a", "weight": 50}, {"revision": "a", "weight": 50}]"#, "listeners[0].split[1].revision: duplicate revision \"a\" (also split[0])"),
+        (#""split": [{"revision": "a", "weight": 0}]"#, "listeners[0].split: at least one revision needs a weight greater than 0"),
+        (#""http": {"timeoutMs": 100}"#, "listeners[0].http: applies only to HTTP listeners; set protocol: http or remove it"),
+        (#""protocol": "http", "http": {"timeoutMs": 0}"#, "listeners[0].http.timeoutMs: must be greater than 0"),
+        (#""protocol": "http", "http": {"retries": {"budgetPercent": 150}}"#, "listeners[0].http.retries.budgetPercent: must be between 0 and 100"),
+        (#""protocol": "http", "http": {"retries": {"attempts": -1}}"#, "listeners[0].http.retries.attempts: must be between 0 (no retries) and 10"),
+        (#""service": "web""#, "listeners[0].service: must be namespace/name, got \"web\""),
+        (#""protocol": "grpc""#, "listeners[0].protocol"),
+    ])
+    func reportsProblemsWithTheirFieldPath(listener: String, expected: String) {
+        let found = problems(listener)
+        #expect(found.contains { $0.hasPrefix(expected) }, "\(found)")
+    }
+}
