@@ -178,6 +178,8 @@ public enum RolloutProgress {
                 if stable != hash { startReplacement(from: stable) }
                 settle()
             } else if hash == stable {
+                // Back on the stable template: a template aborted before may be tried again later.
+                rollout.abortedRevision = nil
                 if let canary = rollout.canaryRevision {
                     record("CanaryCancelled", "the template is back to stable \(label(stable)); canary \(label(canary)) is removed")
                     clearCanary()
