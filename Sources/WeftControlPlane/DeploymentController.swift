@@ -10,23 +10,34 @@ import WeftStore
 /// status, and is placed when nodes change), deletes surplus and old ones (rolling update), removes
 /// replicas of deleted deployments, and keeps the deployment's status. Replicas on a NotReady node are
 /// deleted gracefully and replaced on ready nodes (their agent stops them if the node comes back);
-/// replicas bound to a node that no longer exists are removed outright, as no agent will. Woken by store
-/// watch events, never by a timer.
+/// replicas bound to a node that no longer exists are removed outright, as no agent will.
+///
+/// It also carries rollouts out (``RolloutProgress``): a canary's steps, weights and replicas, analysis of
+/// the canary's traffic as the nodes report it in `status.traffic`, promotion and abort, and records
+/// `status.rollout`, `status.events` and `status.history`. Woken by store watch events, and by a timer
+/// per deployment only when a timed pause or an analysis interval ends.
 public struct DeploymentController: ServiceLifecycle.Service {
     typealias Key = NamespacedName
 
     let registry: Registry
     let logger: Logger
     let policy: SchedulingPolicy
+    let now: @Sendable () -> Date
+    /// The open analysis interval of each deployment whose canary carries traffic. In memory only: after a
+    /// restart the interval starts over.
+    let windows = AnalysisWindows()
 
-    public init(registry: Registry, policy: SchedulingPolicy = .leastAllocated, logger: Logger) {
+    public init(registry: Registry, policy: SchedulingPolicy = .leastAllocated, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.registry = registry
         self.policy = policy
         self.logger = logger
+        self.now = now
     }
 
     public func run() async throws {
         let queue = WorkQueue<Key>()
+        let timers = WakeTimers(queue: queue)
+        defer { timers.cancelAll() }
         let start = try await registry.store.currentRevision()
         for (deployment, _) in try await registry.typedList(Deployment.self, namespace: nil) {
             queue.add(Key(namespace: deployment.namespace, name: deployment.name))
@@ -39,7 +50,7 @@ public struct DeploymentController: ServiceLifecycle.Service {
             _ = nodes.update(node.name, SchedulingNode(node))
         }
         try await queue.run(following: registry.store, after: start, logger: logger, retryDelay: .milliseconds(200),
-                            keys: { try await self.keys(for: $0, nodes: nodes) }, reconcile: { try await self.reconcile($0) })
+                            keys: { try await self.keys(for: $0, nodes: nodes) }, reconcile: { try await self.reconcile($0, timers: timers) })
     }
 
     /// The deployments a change concerns.
@@ -66,9 +77,10 @@ public struct DeploymentController: ServiceLifecycle.Service {
         }
     }
 
-    func reconcile(_ key: Key) async throws {
+    func reconcile(_ key: Key, timers: WakeTimers<Key>) async throws {
         let replicas = try await registry.typedList(Replica.self, namespace: key.namespace).filter { $0.object.spec.deployment == key.name }
-        guard let (deployment, _) = try await registry.typed(Deployment.self, namespace: key.namespace, name: key.name) else {
+        guard let (deployment, storedDeployment) = try await registry.typed(Deployment.self, namespace: key.namespace, name: key.name) else {
+            windows.remove(key)
             for (replica, _) in replicas where !replica.isTerminating {
                 try await markTerminating(replica)
             }
@@ -81,13 +93,52 @@ public struct DeploymentController: ServiceLifecycle.Service {
             try await removeFromDeletedNode(replica)
         }
         let hash = TemplateHash.of(deployment.spec.template)
-        let plan = DeploymentPlan.plan(
-            desired: deployment.spec.desiredReplicas, templateHash: hash, strategy: deployment.spec.strategy,
-            generation: deployment.metadata.generation,
-            replicas: replicas.map { replica, stored in
-                DeploymentPlan.ReplicaView(replica, createdRevision: stored.createdRevision,
-                                           lost: !replica.spec.node.isEmpty && !readyNodes.contains(replica.spec.node))
-            })
+        let views = replicas.map { replica, stored in
+            DeploymentPlan.ReplicaView(replica, createdRevision: stored.createdRevision,
+                                       lost: !replica.spec.node.isEmpty && !readyNodes.contains(replica.spec.node))
+        }
+        let now = self.now()
+        let (analysis, nextWindow) = try await analyse(deployment, key: key, hash: hash, nodes: nodes, now: now)
+        let decision = RolloutProgress.decide(.init(deployment: deployment, templateHash: hash, replicas: views, now: now, analysis: analysis))
+        let rollout = decision.rollout
+        var plan: DeploymentPlan
+        var stableTemplate: ReplicaTemplate?
+        if let stable = rollout.stableRevision, stable != hash, deployment.spec.strategy?.resolvedType == "Canary" {
+            // A canary runs beside the stable version, or was aborted and the stable version runs alone.
+            plan = DeploymentPlan.canaryPlan(
+                desired: deployment.spec.desiredReplicas, stable: stable, canary: rollout.canaryRevision,
+                canaryReplicas: RolloutProgress.canaryReplicas(desired: deployment.spec.desiredReplicas, weight: rollout.weight),
+                generation: deployment.metadata.generation, replicas: views)
+            stableTemplate = decision.history.first { $0.hash == stable }?.template
+            if stableTemplate == nil && plan.createStable > 0 {
+                logger.warning("the stable template is not in the deployment's history; its replicas cannot be re-created", metadata: [
+                    "deployment": "\(key)", "stable": "\(stable)"])
+                plan.createStable = 0
+            }
+        } else {
+            plan = DeploymentPlan.plan(desired: deployment.spec.desiredReplicas, templateHash: hash, strategy: deployment.spec.strategy,
+                                       generation: deployment.metadata.generation, replicas: views)
+        }
+
+        // The status first, compared and swapped against the deployment as read: a promote or abort a user
+        // recorded meanwhile is never overwritten, and nothing is carried out for a decision not recorded.
+        var status = plan.status
+        status.events = deployment.status?.events
+        status = decision.applied(to: status)
+        if deployment.status != status {
+            var updated = deployment
+            updated.status = status
+            do {
+                try await registry.store.commit([.update(storedDeployment.key, try ResourceCodec.encode(updated), ifRevision: storedDeployment.revision)])
+            } catch let error as StoreError where error.code == .conflict || error.code == .notFound {
+                // The change that beat this write queues the deployment again.
+                return
+            }
+        }
+        windows.set(key, nextWindow)
+        if let window = nextWindow { timers.schedule(key, at: window.end) }
+        if let wakeAt = decision.wakeAt { timers.schedule(key, at: wakeAt) }
+        logOutcome(decision, key: key)
         let lost = replicas.filter { !$0.object.isTerminating && !$0.object.spec.node.isEmpty && !readyNodes.contains($0.object.spec.node) }
         if !lost.isEmpty {
             logger.info("replacing replicas of NotReady or deleted nodes", metadata: [
@@ -103,7 +154,7 @@ public struct DeploymentController: ServiceLifecycle.Service {
         }
         let deleted = Set(plan.delete)
         let unbound = replicas.map(\.object).filter { $0.spec.node.isEmpty && !$0.isTerminating && !deleted.contains($0.name) }
-        if plan.create > 0 || !unbound.isEmpty {
+        if plan.create > 0 || plan.createStable > 0 || !unbound.isEmpty {
             var scheduler = try await snapshot()
             let request = PlacementRequest(spreadKey: PlacementRequest.spreadKey(namespace: key.namespace, deployment: key.name),
                                            workload: deployment.spec.template.spec)
@@ -111,26 +162,59 @@ public struct DeploymentController: ServiceLifecycle.Service {
             for replica in unbound.sorted(by: { $0.name < $1.name }) {
                 try await bind(replica, scheduler.place(PlacementRequest(replica)))
             }
-            if plan.create > 0 {
+            var batches: [(template: ReplicaTemplate, hash: String, count: Int)] = [(deployment.spec.template, hash, plan.create)]
+            if let stableTemplate, let stable = rollout.stableRevision { batches.append((stableTemplate, stable, plan.createStable)) }
+            for batch in batches where batch.count > 0 {
+                let request = batch.hash == hash ? request
+                    : PlacementRequest(spreadKey: request.spreadKey, workload: batch.template.spec)
                 var writes: [Write] = []
                 var generator = SystemRandomNumberGenerator()
                 var pending = 0
-                for _ in 0..<plan.create {
+                for _ in 0..<batch.count {
                     let placement = scheduler.place(request)
                     if case .failure = placement { pending += 1 }
-                    let replica = newReplica(of: deployment, hash: hash, placement: placement, suffix: TemplateHash.randomSuffix(using: &generator))
+                    let replica = newReplica(of: deployment, template: batch.template, hash: batch.hash, placement: placement,
+                                             suffix: TemplateHash.randomSuffix(using: &generator))
                     writes.append(.create(ResourceCodec.key(of: replica), try ResourceCodec.encode(replica)))
                 }
                 try await registry.store.commit(writes)
-                logger.info("created replicas", metadata: ["deployment": "\(key.namespace)/\(key.name)", "count": "\(plan.create)", "unschedulable": "\(pending)"])
+                logger.info("created replicas", metadata: ["deployment": "\(key.namespace)/\(key.name)", "revision": "\(batch.hash)",
+                                                           "count": "\(batch.count)", "unschedulable": "\(pending)"])
             }
         }
-        if deployment.status != plan.status {
-            let status = plan.status
-            try await registry.update(Deployment.self, namespace: key.namespace, name: key.name) { d in
-                guard d.status != status else { return false }
-                d.status = status
-                return true
+    }
+
+    /// Measures the canary's traffic when its analysis interval has ended: the interval's figures judged,
+    /// and the window to keep next (a fresh one from now). An interval starts when the canary first carries
+    /// traffic; none is kept while no canary does.
+    private func analyse(_ deployment: Deployment, key: Key, hash: String, nodes: [Node], now: Date) async throws
+        -> (AnalysisRun?, AnalysisWindow?) {
+        guard deployment.spec.strategy?.resolvedType == "Canary", let rollout = deployment.status?.rollout,
+              let canary = rollout.canaryRevision, canary == hash, rollout.weight > 0, rollout.abortRequested != true else {
+            return (nil, nil)
+        }
+        let analysis = deployment.spec.strategy?.canary?.analysis ?? CanaryAnalysis()
+        let services = try await registry.typedList(Service.self, namespace: key.namespace).map(\.object)
+            .filter { LabelSelector(matchLabels: $0.spec.selector).matches(deployment.spec.template.metadata?.labels) }
+            .map { "\($0.namespace)/\($0.name)" }
+        let snapshot = TrafficSnapshot(reports: nodes.map { ($0.name, $0.status?.traffic ?? []) }, services: Set(services))
+        let fresh = AnalysisWindow(canary: canary, start: now, end: now.addingTimeInterval(analysis.intervalDuration.timeInterval), snapshot: snapshot)
+        guard let window = windows.get(key), window.canary == canary else { return (nil, fresh) }
+        guard now >= window.end else { return (nil, window) }
+        let traffic = snapshot.since(window.snapshot)
+        let stable = rollout.stableRevision.map { VersionMetrics.measure(revision: $0, role: "stable", in: traffic) }
+        let run = analysis.judge(canary: VersionMetrics.measure(revision: canary, role: "canary", in: traffic), stable: stable,
+                                 interval: .milliseconds(Int64((now.timeIntervalSince(window.start) * 1000).rounded())), at: RolloutTime.text(now))
+        return (run, fresh)
+    }
+
+    private func logOutcome(_ decision: RolloutDecision, key: Key) {
+        for event in decision.events {
+            let metadata: Logger.Metadata = ["deployment": "\(key)", "reason": "\(event.reason)"]
+            if event.type == "Warning" {
+                logger.warning("\(event.message)", metadata: metadata)
+            } else {
+                logger.info("\(event.message)", metadata: metadata)
             }
         }
     }
@@ -178,9 +262,10 @@ public struct DeploymentController: ServiceLifecycle.Service {
         }
     }
 
-    private func newReplica(of deployment: Deployment, hash: String, placement: Result<String, Unschedulable>, suffix: String) -> Replica {
+    private func newReplica(of deployment: Deployment, template: ReplicaTemplate, hash: String, placement: Result<String, Unschedulable>,
+                            suffix: String) -> Replica {
         var metadata = ObjectMeta(name: TemplateHash.replicaName(deployment: deployment.name, hash: hash, suffix: suffix),
-                                  namespace: deployment.namespace, labels: deployment.spec.template.metadata?.labels)
+                                  namespace: deployment.namespace, labels: template.metadata?.labels)
         metadata.uid = UUID().uuidString.lowercased()
         metadata.creationTimestamp = ResourceCodec.timestamp()
         metadata.generation = 1
@@ -192,7 +277,7 @@ public struct DeploymentController: ServiceLifecycle.Service {
         }
         let status = ReplicaStatus(phase: .pending, message: message)
         return Replica(metadata: metadata,
-                       spec: ReplicaSpec(deployment: deployment.name, node: node, templateHash: hash, template: deployment.spec.template.spec),
+                       spec: ReplicaSpec(deployment: deployment.name, node: node, templateHash: hash, template: template.spec),
                        status: status)
     }
 }

@@ -175,6 +175,21 @@ public struct Registry: Sendable {
         }
     }
 
+    /// Records a rollout action (promote, abort, pause, resume, undo) in a deployment, compared and swapped
+    /// with the stored object; the deployment controller acts on it. 404 for an unknown deployment, 409
+    /// when the action does not fit the rollout's state, 422 for a bad argument.
+    public func rollout(namespace: String, name: String, action: RolloutAction, now: Date = Date()) async throws -> JSONValue {
+        try await update(Deployment.self, namespace: namespace, name: name) { deployment in
+            let before = deployment
+            do {
+                try action.apply(to: &deployment, now: now)
+            } catch let error as RolloutActionError {
+                throw APIFailure(error)
+            }
+            return deployment != before
+        }
+    }
+
     /// Records the status an agent observed for a replica.
     public func updateReplicaStatus(namespace: String, name: String, status: ReplicaStatus) async throws -> JSONValue {
         try await update(Replica.self, namespace: namespace, name: name) { replica in

@@ -20,6 +20,7 @@ struct Routes: Sendable {
     func register(on api: RouterGroup<APIRequestContext>) {
         api.post("apply") { request, context in try await apply(request, context) }
         TrustRoutes(signer: signer, logger: logger).register(on: api)
+        RolloutRoutes(registry: registry, logger: logger).register(on: api)
         api.post("certificates") { request, context in
             guard let signer else { throw APIFailure(code: 404, message: "this server signs no certificates") }
             let body = try await decodeBody(CertificateRequest.self, request)

@@ -8,6 +8,9 @@ public struct DeploymentPlan: Sendable, Equatable {
     public var delete: [String]
     /// The status the deployment should show.
     public var status: DeploymentStatus
+    /// How many replicas of the stable template (`status.rollout.stableRevision`, from `status.history`) to
+    /// create: only while a canary runs or after one was aborted.
+    public var createStable: Int = 0
 
     /// A replica as the planner sees it.
     public struct ReplicaView: Sendable, Equatable {
@@ -113,5 +116,35 @@ public struct DeploymentPlan: Sendable, Equatable {
             if a.createdRevision != b.createdRevision { return a.createdRevision > b.createdRevision }
             return a.name > b.name
         }
+    }
+
+    /// Plans a canary: `desired` replicas of the `stable` template, `canaryReplicas` of the `canary`
+    /// template (none after an abort: `canary` nil), and no replica of any other template. `create` counts
+    /// canary replicas, `createStable` stable ones. The stable version keeps its full count while the canary
+    /// runs, so aborting never leaves the service short; after promotion the rolling plan replaces it.
+    public static func canaryPlan(desired: Int, stable: String, canary: String?, canaryReplicas: Int, generation: Int?,
+                                  replicas: [ReplicaView]) -> DeploymentPlan {
+        let lost = replicas.filter { !$0.terminating && $0.lost }
+        let live = replicas.filter { !$0.terminating && !$0.lost }
+        let updated = canary.map { hash in live.filter { $0.templateHash == hash }.count } ?? 0
+        let status = DeploymentStatus(observedGeneration: generation, replicas: live.count, updatedReplicas: updated,
+                                      readyReplicas: live.filter(\.ready).count)
+        var plan = DeploymentPlan(create: 0, delete: lost.map(\.name).sorted(), status: status)
+        var wanted = [stable: desired]
+        if let canary { wanted[canary] = canaryReplicas }
+        for replica in deletionOrder(live) where wanted[replica.templateHash] == nil {
+            plan.delete.append(replica.name)
+        }
+        for (hash, count) in wanted.sorted(by: { $0.key < $1.key }) {
+            let existing = live.filter { $0.templateHash == hash }
+            if existing.count > count {
+                plan.delete += deletionOrder(existing).prefix(existing.count - count).map(\.name)
+            } else if hash == stable {
+                plan.createStable = count - existing.count
+            } else {
+                plan.create = count - existing.count
+            }
+        }
+        return plan
     }
 }

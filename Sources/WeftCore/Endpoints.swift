@@ -91,3 +91,21 @@ extension Endpoints {
         }
     }
 }
+
+extension Endpoints {
+    /// The traffic split of `service` while a canary of a deployment behind it runs (its template labels
+    /// match the service's selector, status.rollout names a canary revision): the canary revision gets the
+    /// rollout's weight, the stable revision the rest. Nil when no canary runs.
+    public static func split(for service: Service, deployments: [Deployment]) -> [TrafficWeight]? {
+        let selector = LabelSelector(matchLabels: service.spec.selector)
+        let running = deployments
+            .filter { $0.namespace == service.namespace && selector.matches($0.spec.template.metadata?.labels) }
+            .sorted { $0.name < $1.name }
+        for deployment in running {
+            guard let rollout = deployment.status?.rollout, let canary = rollout.canaryRevision, let stable = rollout.stableRevision,
+                  (0...100).contains(rollout.weight) else { continue }
+            return [TrafficWeight(revision: canary, weight: rollout.weight), TrafficWeight(revision: stable, weight: 100 - rollout.weight)]
+        }
+        return nil
+    }
+}

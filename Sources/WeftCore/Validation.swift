@@ -228,12 +228,20 @@ public enum Validation {
 
     static func validateStrategy(_ strategy: DeploymentStrategy, at path: FieldPath) -> [FieldError] {
         var errors: [FieldError] = []
-        let type = strategy.type ?? "RollingUpdate"
-        if !["RollingUpdate", "Recreate"].contains(type) {
-            errors.append((path / "type").error("must be RollingUpdate or Recreate, got \"\(type)\""))
+        let type = strategy.resolvedType
+        if !["RollingUpdate", "Recreate", "Canary"].contains(type) {
+            errors.append((path / "type").error("must be RollingUpdate, Recreate or Canary, got \"\(type)\""))
+        }
+        if let canary = strategy.canary {
+            if type != "Canary" {
+                errors.append((path / "canary").error("may only be set when type is Canary (or type is left out), not \(type)"))
+            }
+            errors += validateCanary(canary, at: path / "canary")
+        } else if type == "Canary" {
+            errors.append((path / "canary").error("is required when type is Canary: list the steps, e.g. canary: {steps: [{setWeight: 20}, {pause: {duration: 1m}}]}"))
         }
         if let rolling = strategy.rollingUpdate {
-            if type == "Recreate" {
+            if type != "RollingUpdate" {
                 errors.append((path / "rollingUpdate").error("may only be set when type is RollingUpdate"))
             }
             for (field, value) in [("maxSurge", rolling.maxSurge), ("maxUnavailable", rolling.maxUnavailable)] {
@@ -246,6 +254,57 @@ public enum Validation {
                surge.isZero, unavailable.isZero {
                 errors.append((path / "rollingUpdate").error("maxSurge and maxUnavailable must not both be 0, or the update could never progress"))
             }
+        }
+        return errors
+    }
+
+    static let durationForms = "a whole number with a unit, such as 500ms, 30s, 5m, 1h or 1m30s"
+
+    /// Steps, pauses and analysis thresholds of a canary strategy.
+    static func validateCanary(_ canary: CanaryStrategy, at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        if canary.steps.isEmpty {
+            errors.append((path / "steps").error("must list at least one step: {setWeight: 0-100} or {pause: {duration: 30s}}"))
+        }
+        for (index, step) in canary.steps.enumerated() {
+            let stepPath = (path / "steps")[index]
+            switch (step.setWeight, step.pause) {
+            case (nil, nil):
+                errors.append(stepPath.error("must set exactly one of setWeight or pause; it sets neither"))
+            case (.some, .some):
+                errors.append(stepPath.error("must set exactly one of setWeight or pause; it sets both (make them two steps)"))
+            case (let weight?, nil):
+                if !(0...100).contains(weight) {
+                    errors.append((stepPath / "setWeight").error("must be between 0 and 100"))
+                }
+            case (nil, let pause?):
+                if let duration = pause.duration, DurationText.parse(duration) == nil {
+                    errors.append((stepPath / "pause" / "duration").error("\"\(duration)\" is not a duration: write \(durationForms), or leave it out to pause until `weft rollout promote`"))
+                }
+            }
+        }
+        guard let analysis = canary.analysis else { return errors }
+        let analysisPath = path / "analysis"
+        if let rate = analysis.successRate, !(0...1).contains(rate) {
+            errors.append((analysisPath / "successRate").error("must be between 0 and 1 (a share of requests, e.g. 0.99), got \(rate)"))
+        }
+        if let latency = analysis.p99LatencyMs, latency <= 0 {
+            errors.append((analysisPath / "p99LatencyMs").error("must be greater than 0 milliseconds, got \(latency)"))
+        }
+        if let interval = analysis.interval {
+            if let duration = DurationText.parse(interval) {
+                if duration < .seconds(1) {
+                    errors.append((analysisPath / "interval").error("must be at least 1s, got \(interval)"))
+                }
+            } else {
+                errors.append((analysisPath / "interval").error("\"\(interval)\" is not a duration: write \(durationForms)"))
+            }
+        }
+        if let limit = analysis.failureLimit, limit < 1 {
+            errors.append((analysisPath / "failureLimit").error("must be at least 1, got \(limit)"))
+        }
+        if let minimum = analysis.minRequests, minimum < 1 {
+            errors.append((analysisPath / "minRequests").error("must be at least 1, got \(minimum)"))
         }
         return errors
     }

@@ -113,7 +113,7 @@ struct DeploymentValidationTests {
             $0.spec.selector = nil
         },
         // spec.strategy
-        DeploymentRule("strategy type", "spec.strategy.type", "must be RollingUpdate or Recreate, got \"BlueGreen\"") {
+        DeploymentRule("strategy type", "spec.strategy.type", "must be RollingUpdate, Recreate or Canary, got \"BlueGreen\"") {
             $0.spec.strategy = DeploymentStrategy(type: "BlueGreen")
         },
         DeploymentRule("rollingUpdate with Recreate", "spec.strategy.rollingUpdate", "may only be set when type is RollingUpdate") {

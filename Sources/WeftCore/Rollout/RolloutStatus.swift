@@ -25,10 +25,14 @@ public struct RolloutStatus: Codable, Sendable, Hashable {
     public var lastAnalysis: AnalysisRun?
     /// Why the rollout is in its phase (for Degraded: what failed).
     public var message: String?
+    /// Template hash of the last canary that was aborted: no new canary starts for it until the template
+    /// changes (`weft rollout undo` or a new apply).
+    public var abortedRevision: String?
 
     public init(phase: RolloutPhase, stableRevision: String? = nil, canaryRevision: String? = nil, currentStep: Int? = nil, weight: Int = 0,
                 stepStartedAt: String? = nil, nextStepAt: String? = nil, paused: Bool? = nil, promote: PromoteRequest? = nil,
-                abortRequested: Bool? = nil, failures: Int = 0, lastAnalysis: AnalysisRun? = nil, message: String? = nil) {
+                abortRequested: Bool? = nil, failures: Int = 0, lastAnalysis: AnalysisRun? = nil, message: String? = nil,
+                abortedRevision: String? = nil) {
         self.phase = phase
         self.stableRevision = stableRevision
         self.canaryRevision = canaryRevision
@@ -42,6 +46,7 @@ public struct RolloutStatus: Codable, Sendable, Hashable {
         self.failures = failures
         self.lastAnalysis = lastAnalysis
         self.message = message
+        self.abortedRevision = abortedRevision
     }
 }
 
