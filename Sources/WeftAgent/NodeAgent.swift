@@ -79,7 +79,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                         interval: self.configuration.trustRefreshInterval, logger: logger).run()
                 }
             }
-            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound) }
+            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound, proxy: proxy) }
             group.addTask { await self.watchReplicas(supervisor) }
             group.addTask { await routing.run(client: self.client) }
             try? await gracefulShutdown()
@@ -122,25 +122,29 @@ public struct NodeAgent: ServiceLifecycle.Service {
     /// The label every node has, with its name as the value.
     public static let nodeNameLabel = "weft.io/node"
 
-    private func nodeObject(tunnel: String?, inbound: TunnelInbound?) -> Node {
+    private func nodeObject(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy) -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
         // Every node carries its own name as a label, for nodeSelector (as kubernetes.io/hostname).
         metadata.labels = configuration.labels.merging([Self.nodeNameLabel: configuration.nodeName]) { given, _ in given }
         let capacity = configuration.capacity ?? ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
                                                               memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
-        return Node(metadata: metadata, status: NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
-                                                            lastHeartbeat: Date().formatted(.iso8601), version: weftVersion,
-                                                            tunnel: tunnel, tunnelCounters: inbound.map { Self.counters($0.counters()) }))
+        var status = NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
+                                lastHeartbeat: Date().formatted(.iso8601), version: weftVersion,
+                                tunnel: tunnel, tunnelCounters: inbound.map { Self.counters($0.counters()) })
+        // What the proxy saw of each version of each HTTP service port: canary analysis reads it.
+        let traffic = proxy.trafficSamples()
+        status.traffic = traffic.isEmpty ? nil : traffic
+        return Node(metadata: metadata, status: status)
     }
 
     static func counters(_ c: TunnelInbound.Counters) -> TunnelCounters {
         TunnelCounters(connections: c.connections, handshakeFailures: c.handshakeFailures, streams: c.streams, denied: c.denied, failed: c.failed)
     }
 
-    private func heartbeat(tunnel: String?, inbound: TunnelInbound?) async {
+    private func heartbeat(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy) async {
         while !Task.isCancelled {
             do {
-                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound))
+                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound, proxy: proxy))
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }
