@@ -17,7 +17,7 @@ public enum RolloutText {
         head += ", " + (rollout?.phase.rawValue ?? (status?.updatedReplicas == deployment.spec.desiredReplicas ? "Healthy" : "Progressing"))
         if rollout?.paused == true { head += " (paused by hand)" }
         lines.append(head)
-        if let message = rollout?.message, !message.isEmpty { lines.append("  message: \(message)") }
+        if rollout?.phase == .degraded, let message = rollout?.message, !message.isEmpty { lines.append("  reason: \(message)") }
 
         if let rollout, let canary = rollout.canaryRevision {
             if let step = rollout.currentStep, !steps.isEmpty {
@@ -30,6 +30,10 @@ public enum RolloutText {
             ]
             lines += Table(headers: ["VERSION", "REVISION", "READY", "WEIGHT", "SUCCESS", "P99", "REQUESTS"], rows: rows)
                 .render().split(separator: "\n").map { "  " + $0 }
+        } else if rollout?.phase == .degraded, let stable = rollout?.stableRevision {
+            let mine = replicas.filter { $0.spec.templateHash == stable && !$0.isTerminating }
+            lines.append("  stable revision \(revisionLabel(stable, deployment)) serves all traffic: \(mine.filter(\.isReady).count)/\(deployment.spec.desiredReplicas) replicas ready")
+            lines.append("  revision \(revisionLabel(currentHash, deployment)) (the template) was aborted; apply a fixed template or `weft rollout undo \(deployment.name)`")
         } else {
             let current = replicas.filter { $0.spec.templateHash == currentHash && !$0.isTerminating }
             let old = replicas.filter { $0.spec.templateHash != currentHash && !$0.isTerminating }
@@ -37,7 +41,7 @@ public enum RolloutText {
             if !old.isEmpty { line += ", \(old.count) of older revisions still running" }
             lines.append(line)
         }
-        if let analysis = rollout?.lastAnalysis {
+        if let analysis = rollout?.lastAnalysis, rollout?.canaryRevision != nil || rollout?.phase == .degraded {
             let limit = strategy?.canary?.analysis?.failures ?? CanaryAnalysis.defaultFailureLimit
             var line = "  analysis: \(analysis.outcome.rawValue) \(Age.since(analysis.at, now: now)) ago (failed intervals \(rollout?.failures ?? 0)/\(limit))"
             if let reason = analysis.reason { line += ": \(reason)" }

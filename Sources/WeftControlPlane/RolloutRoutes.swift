@@ -43,8 +43,7 @@ struct RolloutRoutes: Sendable {
             body = try JSONDecoder().decode(Body.self, from: data)
         } catch let error as DecodingError {
             let field = StrictDecoder.fieldError(from: error)
-            throw APIFailure(code: 422, message: "invalid rollout request: \(field); send {\"action\": \"\(RolloutAction.names.joined(separator: "|"))\", \"full\": bool, \"toRevision\": int}",
-                             details: [.init(path: field.path, message: field.message)])
+            throw APIFailure(code: 422, message: "invalid rollout request: \(field); send {\"action\": \"\(RolloutAction.names.joined(separator: "|"))\", \"full\": bool, \"toRevision\": int}")
         }
         do {
             return try RolloutAction(name: body.action, full: body.full, toRevision: body.toRevision)
@@ -55,8 +54,9 @@ struct RolloutRoutes: Sendable {
 }
 
 extension APIFailure {
-    /// A rollout action's refusal with its code; the field, if it names one, as the detail.
+    /// A rollout action's refusal with its code. The message already names the field, if any, so it
+    /// carries no details that would repeat it.
     init(_ error: RolloutActionError) {
-        self.init(code: error.code, message: error.description, details: error.path.map { [.init(path: $0, message: error.message)] } ?? [])
+        self.init(code: error.code, message: error.description)
     }
 }

@@ -107,14 +107,14 @@ struct CanaryMetricsTests {
         #expect(run(212, 0.995, 100).outcome == .passed)
         let lowRate = run(212, 0.51, 100)
         #expect(lowRate.outcome == .failed)
-        #expect(lowRate.reason == "success rate 0.51 < 0.99 over 10s (212 requests)")
+        #expect(lowRate.reason == "success rate 0.51 < 0.99 over 10.0s (212 requests)")
         #expect(lowRate.versions.map(\.role) == ["stable", "canary"])
         let slow = run(212, 1, 312.5)
         #expect(slow.outcome == .failed)
-        #expect(slow.reason == "p99 latency 312.5ms > 300ms over 10s (212 requests)")
+        #expect(slow.reason == "p99 latency 312.5ms > 300ms over 10.0s (212 requests)")
         let few = run(3, 0, 900)
         #expect(few.outcome == .inconclusive)
-        #expect(few.reason == "canary served 3 requests over 10s, fewer than minRequests 20")
+        #expect(few.reason == "canary served 3 requests over 10.0s, fewer than minRequests 20")
     }
 }
 

@@ -89,7 +89,8 @@ extension CanaryAnalysis {
     /// reason naming the figure and the threshold.
     public func judge(canary: VersionMetrics, stable: VersionMetrics?, interval: Duration, at time: String) -> AnalysisRun {
         let versions = [stable, canary].compactMap { $0 }
-        let window = DurationText.format(interval)
+        let c = interval.components
+        let window = String(format: "%.1fs", Double(c.seconds) + Double(c.attoseconds) / 1e18)
         let requests = "\(canary.requests) request\(canary.requests == 1 ? "" : "s")"
         if canary.requests < requestsNeeded {
             return AnalysisRun(at: time, outcome: .inconclusive,
