@@ -193,6 +193,28 @@ struct RolloutControllerTests {
         }
     }
 
+    @Test("a rolling update is recorded in status.rollout, events and history beside the replica counts")
+    func rollingUpdateIsRecorded() async throws {
+        try await withControllers { fixture in
+            _ = try await fixture.registry.apply([RegistryFixture.deployment("cart", replicas: 2)], namespace: "default")
+            try await eventually("v1 Healthy") { try await rollout(fixture)?.phase == .healthy }
+            let v1 = try #require(try await rollout(fixture)?.stableRevision)
+            _ = try await fixture.registry.apply([RegistryFixture.deployment("cart", replicas: 2, command: "other")], namespace: "default")
+            try await eventually("the new template stable and Healthy") {
+                let rollout = try await rollout(fixture)
+                return rollout?.stableRevision != v1 && rollout?.phase == .healthy
+            }
+            let deployment = try #require(try await deployment(fixture))
+            #expect(deployment.status?.events?.map(\.reason) == ["RolloutCompleted", "RolloutStarted", "RolloutCompleted"])
+            #expect(deployment.status?.history?.map(\.revision) == [1, 2])
+            #expect(deployment.status?.rollout?.canaryRevision == nil)
+            try await eventually("2 ready replicas counted") {
+                let status = try await self.deployment(fixture)?.status
+                return status?.readyReplicas == 2 && status?.updatedReplicas == 2 && status?.rollout?.phase == .healthy
+            }
+        }
+    }
+
     @Test("rollout actions: 404 for an unknown deployment, 409 saying why, 422 for a bad body; admin only")
     func actionErrors() async throws {
         try await withControllers { fixture in
