@@ -125,7 +125,10 @@ struct RolloutControllerTests {
             #expect(reasons.filter { $0 != "RolloutCompleted" } == ["CanaryStarted", "StepAdvanced", "StepAdvanced", "StepAdvanced",
                                                                   "PromoteRequested", "StepAdvanced", "StepAdvanced", "Promoted"])
             #expect(deployment.status?.history?.map(\.revision) == [1, 2])
-            #expect(deployment.status?.replicas == 4, "status counts are kept beside the rollout")
+            try await eventually("status counts kept beside the rollout") {
+                let status = try await self.deployment(fixture)?.status
+                return status?.replicas == 4 && status?.readyReplicas == 4 && status?.rollout?.phase == .healthy
+            }
         }
     }
 
