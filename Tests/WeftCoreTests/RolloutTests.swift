@@ -182,6 +182,7 @@ struct RolloutProgressTests {
         #expect(driver.rollout?.stableRevision == hash("v2"))
         #expect(driver.rollout?.canaryRevision == nil)
         #expect(driver.rollout?.weight == 0)
+        #expect(driver.rollout?.currentStep == 5, "every step done")
         #expect(driver.reasons == ["RolloutCompleted", "CanaryStarted", "StepAdvanced", "StepAdvanced", "StepAdvanced",
                                    "PromoteRequested", "StepAdvanced", "StepAdvanced", "Promoted"])
     }

@@ -312,6 +312,7 @@ public enum RolloutProgress {
             let stable = rollout.stableRevision.map(label) ?? "the old revision"
             record("Promoted", "\(label(canary)) is now stable (\(why)); the replicas of \(stable) are replaced")
             clearCanary()
+            rollout.currentStep = steps.count
             rollout.stableRevision = canary
             rollout.phase = .healthy
             rollout.message = nil
