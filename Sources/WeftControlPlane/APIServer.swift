@@ -58,18 +58,7 @@ public enum APIServer {
         signer: CertificateSigner? = nil, enrollment: NodeEnrollment? = nil, logger: Logger,
         onListening: @escaping @Sendable (SocketAddress) async -> Void
     ) throws -> some ApplicationProtocol {
-        let router = Router(context: APIRequestContext.self)
-        router.add(middleware: ErrorMiddleware())
-        router.get("healthz") { _, _ in "ok\n" }
-        // Before any credential: a joining agent checks this CA against its token's pin.
-        router.get("api/v1/cluster-info") { _, _ in
-            guard let info = configuration.clusterInfo else { throw APIFailure(code: 404, message: "this server does not take joining nodes") }
-            return try JSONResponse.make(info)
-        }
-        let api = router.group("api/v1").add(middleware: AuthenticationMiddleware(token: configuration.token, enrollment: enrollment))
-        let routes = Routes(registry: registry, logs: logs, signer: signer, enrollment: enrollment, logger: logger)
-        routes.register(on: api)
-
+        let router = makeRouter(configuration: configuration, registry: registry, logs: logs, signer: signer, enrollment: enrollment, logger: logger)
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(configuration.certificatePath).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: configuration.keyPath, format: .pem)))
@@ -82,6 +71,24 @@ public enum APIServer {
                 if let address = channel.localAddress { await onListening(address) }
             },
             logger: logger)
+    }
+
+    /// Every route with its middleware, without the listener: `make` serves it over TLS, tests over plain
+    /// HTTP on loopback.
+    static func makeRouter(configuration: APIServerConfiguration, registry: Registry, logs: (any ReplicaLogSource)?,
+                           signer: CertificateSigner?, enrollment: NodeEnrollment?, logger: Logger) -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get("healthz") { _, _ in "ok\n" }
+        // Before any credential: a joining agent checks this CA against its token's pin.
+        router.get("api/v1/cluster-info") { _, _ in
+            guard let info = configuration.clusterInfo else { throw APIFailure(code: 404, message: "this server does not take joining nodes") }
+            return try JSONResponse.make(info)
+        }
+        let api = router.group("api/v1").add(middleware: AuthenticationMiddleware(token: configuration.token, enrollment: enrollment))
+        let routes = Routes(registry: registry, logs: logs, signer: signer, enrollment: enrollment, logger: logger)
+        routes.register(on: api)
+        return router
     }
 }
 

@@ -186,14 +186,14 @@ public struct DeploymentController: ServiceLifecycle.Service {
 
     /// Measures the canary's traffic when its analysis interval has ended: the interval's figures judged,
     /// and the window to keep next (a fresh one from now). An interval starts when the canary first carries
-    /// traffic; none is kept while no canary does.
+    /// traffic; none is kept while no canary does, or when the strategy asks for no analysis.
     private func analyse(_ deployment: Deployment, key: Key, hash: String, nodes: [Node], now: Date) async throws
         -> (AnalysisRun?, AnalysisWindow?) {
-        guard deployment.spec.strategy?.resolvedType == "Canary", let rollout = deployment.status?.rollout,
-              let canary = rollout.canaryRevision, canary == hash, rollout.weight > 0, rollout.abortRequested != true else {
+        guard deployment.spec.strategy?.resolvedType == "Canary", let analysis = deployment.spec.strategy?.canary?.analysis,
+              let rollout = deployment.status?.rollout, let canary = rollout.canaryRevision, canary == hash, rollout.weight > 0,
+              rollout.abortRequested != true else {
             return (nil, nil)
         }
-        let analysis = deployment.spec.strategy?.canary?.analysis ?? CanaryAnalysis()
         let services = try await registry.typedList(Service.self, namespace: key.namespace).map(\.object)
             .filter { LabelSelector(matchLabels: $0.spec.selector).matches(deployment.spec.template.metadata?.labels) }
             .map { "\($0.namespace)/\($0.name)" }

@@ -11,8 +11,8 @@ import WeftStore
 /// that goes NotReady leaves them as soon as the node is marked.
 ///
 /// While a canary of a deployment that backs the service runs, `split` gives the canary revision its
-/// weight and the stable revision the rest (``Endpoints/split(for:deployments:)``); deployment events wake
-/// it only when a rollout's weight or revisions change.
+/// weight and the stable revision the rest (``Endpoints/split(for:deployments:endpoints:)``); deployment
+/// events wake it only when a rollout's weight or revisions change.
 public struct EndpointsController: ServiceLifecycle.Service {
     typealias Key = NamespacedName
 
@@ -80,7 +80,8 @@ public struct EndpointsController: ServiceLifecycle.Service {
         let replicas = try await registry.typedList(Replica.self, namespace: key.namespace).map(\.object)
         let notReady = Set(try await registry.typedList(Node.self, namespace: nil).map(\.object).filter { $0.status?.ready != true }.map(\.name))
         let endpoints = Endpoints.compute(for: service, replicas: replicas, unavailableNodes: notReady)
-        let split = Endpoints.split(for: service, deployments: try await registry.typedList(Deployment.self, namespace: key.namespace).map(\.object))
+        let split = Endpoints.split(for: service, deployments: try await registry.typedList(Deployment.self, namespace: key.namespace).map(\.object),
+                                    endpoints: endpoints)
         if let (current, stored) = existing {
             guard current.endpoints != endpoints || current.split != split else { return }
             var updated = current

@@ -95,8 +95,10 @@ extension Endpoints {
 extension Endpoints {
     /// The traffic split of `service` while a canary of a deployment behind it runs (its template labels
     /// match the service's selector, status.rollout names a canary revision): the canary revision gets the
-    /// rollout's weight, the stable revision the rest. Nil when no canary runs.
-    public static func split(for service: Service, deployments: [Deployment]) -> [TrafficWeight]? {
+    /// rollout's weight, the stable revision the rest. A revision with none of `endpoints` gives its share
+    /// to the other, so no request is sent to a revision that cannot answer it (a canary whose replicas
+    /// are not ready yet). Nil when no canary runs.
+    public static func split(for service: Service, deployments: [Deployment], endpoints: [Endpoint]) -> [TrafficWeight]? {
         let selector = LabelSelector(matchLabels: service.spec.selector)
         let running = deployments
             .filter { $0.namespace == service.namespace && selector.matches($0.spec.template.metadata?.labels) }
@@ -104,7 +106,11 @@ extension Endpoints {
         for deployment in running {
             guard let rollout = deployment.status?.rollout, let canary = rollout.canaryRevision, let stable = rollout.stableRevision,
                   (0...100).contains(rollout.weight) else { continue }
-            return [TrafficWeight(revision: canary, weight: rollout.weight), TrafficWeight(revision: stable, weight: 100 - rollout.weight)]
+            let revisions = Set(endpoints.compactMap(\.revision))
+            var weight = rollout.weight
+            if !revisions.contains(canary) && revisions.contains(stable) { weight = 0 }
+            if !revisions.contains(stable) && revisions.contains(canary) { weight = 100 }
+            return [TrafficWeight(revision: canary, weight: weight), TrafficWeight(revision: stable, weight: 100 - weight)]
         }
         return nil
     }

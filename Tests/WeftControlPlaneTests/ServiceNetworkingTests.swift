@@ -143,7 +143,7 @@ struct EndpointsTests {
             replica("e", labels: ["app": "cart", "v": "2"], ready: true, ports: [:]),
         ]
         let endpoints = Endpoints.compute(for: cart, replicas: replicas)
-        #expect(endpoints == [Endpoint(replica: "a", node: "n1", ip: "127.0.0.1", ports: ["80": 4001])])
+        #expect(endpoints == [Endpoint(replica: "a", node: "n1", ip: "127.0.0.1", ports: ["80": 4001], revision: "h")])
 
         // A numeric target port refers to the declared port with that containerPort.
         var byNumber = cart

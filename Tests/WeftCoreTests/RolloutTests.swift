@@ -182,6 +182,7 @@ struct RolloutProgressTests {
         #expect(driver.rollout?.stableRevision == hash("v2"))
         #expect(driver.rollout?.canaryRevision == nil)
         #expect(driver.rollout?.weight == 0)
+        #expect(driver.rollout?.currentStep == 5, "every step done")
         #expect(driver.reasons == ["RolloutCompleted", "CanaryStarted", "StepAdvanced", "StepAdvanced", "StepAdvanced",
                                    "PromoteRequested", "StepAdvanced", "StepAdvanced", "Promoted"])
     }
@@ -440,16 +441,36 @@ struct RolloutActionTests {
 
 @Suite("Endpoints split")
 struct EndpointsSplitTests {
+    private func endpoint(_ name: String, _ revision: String) -> Endpoint {
+        Endpoint(replica: name, node: "n1", ip: "127.0.0.1", ports: ["80": 9000], revision: revision)
+    }
+
     @Test("a running canary of a deployment behind the service splits its traffic; none otherwise")
     func split() {
         let service = Service(metadata: ObjectMeta(name: "cart", namespace: "default"),
                               spec: ServiceSpec(selector: ["app": "cart"], ports: [ServicePort(name: "http", port: 80)]))
+        let both = [endpoint("a", "s"), endpoint("b", "c")]
         var deployment = cart("v2")
-        #expect(Endpoints.split(for: service, deployments: [deployment]) == nil)
+        #expect(Endpoints.split(for: service, deployments: [deployment], endpoints: both) == nil)
         deployment.status = DeploymentStatus(rollout: RolloutStatus(phase: .progressing, stableRevision: "s", canaryRevision: "c", weight: 30))
-        #expect(Endpoints.split(for: service, deployments: [deployment]) == [TrafficWeight(revision: "c", weight: 30), TrafficWeight(revision: "s", weight: 70)])
+        #expect(Endpoints.split(for: service, deployments: [deployment], endpoints: both)
+                == [TrafficWeight(revision: "c", weight: 30), TrafficWeight(revision: "s", weight: 70)])
         var elsewhere = deployment
         elsewhere.metadata.namespace = "shop"
-        #expect(Endpoints.split(for: service, deployments: [elsewhere]) == nil)
+        #expect(Endpoints.split(for: service, deployments: [elsewhere], endpoints: both) == nil)
+    }
+
+    @Test("a revision without endpoints gives its share to the other")
+    func revisionWithoutEndpoints() {
+        let service = Service(metadata: ObjectMeta(name: "cart", namespace: "default"),
+                              spec: ServiceSpec(selector: ["app": "cart"], ports: [ServicePort(name: "http", port: 80)]))
+        var deployment = cart("v2")
+        deployment.status = DeploymentStatus(rollout: RolloutStatus(phase: .progressing, stableRevision: "s", canaryRevision: "c", weight: 30))
+        #expect(Endpoints.split(for: service, deployments: [deployment], endpoints: [endpoint("a", "s")])
+                == [TrafficWeight(revision: "c", weight: 0), TrafficWeight(revision: "s", weight: 100)])
+        #expect(Endpoints.split(for: service, deployments: [deployment], endpoints: [endpoint("b", "c")])
+                == [TrafficWeight(revision: "c", weight: 100), TrafficWeight(revision: "s", weight: 0)])
+        #expect(Endpoints.split(for: service, deployments: [deployment], endpoints: [])
+                == [TrafficWeight(revision: "c", weight: 30), TrafficWeight(revision: "s", weight: 70)])
     }
 }

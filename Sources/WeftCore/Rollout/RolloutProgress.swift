@@ -133,8 +133,6 @@ public enum RolloutProgress {
         var events: [RolloutEvent] = []
         var outcome = RolloutDecision.Outcome.none
         var wakeAt: Date?
-        /// No rollout was recorded before: the current template is taken as the stable one.
-        let firstSeen: Bool
 
         init(_ input: Input) {
             self.input = input
@@ -142,9 +140,9 @@ public enum RolloutProgress {
             time = RolloutTime.text(input.now)
             live = input.replicas.filter { !$0.terminating && !$0.lost }
             let previous = input.deployment.status?.rollout
-            firstSeen = previous?.stableRevision == nil
             rollout = previous ?? RolloutStatus(phase: .progressing)
-            if firstSeen { rollout.stableRevision = input.templateHash }
+            // No rollout recorded before: the current template is the stable one, with no canary.
+            if rollout.stableRevision == nil { rollout.stableRevision = input.templateHash }
             let keep = Set([rollout.stableRevision, rollout.canaryRevision].compactMap { $0 })
             history = RevisionRecord.recording(input.templateHash, template: input.deployment.spec.template,
                                                in: input.deployment.status?.history ?? [], at: time, keeping: keep)
@@ -312,6 +310,7 @@ public enum RolloutProgress {
             let stable = rollout.stableRevision.map(label) ?? "the old revision"
             record("Promoted", "\(label(canary)) is now stable (\(why)); the replicas of \(stable) are replaced")
             clearCanary()
+            rollout.currentStep = steps.count
             rollout.stableRevision = canary
             rollout.phase = .healthy
             rollout.message = nil
