@@ -2,8 +2,12 @@ import NIOCore
 import NIOHTTP1
 
 /// The last handler of a client connection of an `http` listener (after NIO's HTTP/1.1 server
-/// codec and pipelining handler): balances each request, one at a time, over pooled keep-alive
-/// upstream connections of this event loop, and streams both bodies with backpressure.
+/// codec): balances each request, one at a time, over pooled keep-alive upstream connections of
+/// this event loop, and streams both bodies with backpressure.
+///
+/// Pipelined requests (parts that arrive after the current request's end) are queued and handled in
+/// order once the current response has ended; while any are queued the client is not read. This
+/// replaces NIO's `HTTPServerPipelineHandler`, one handler less on every read, write and `read()`.
 ///
 /// One request's life: a backend is picked (traffic split, then the load balancer); an idle pooled
 /// connection to it is taken or a new one is opened on this loop; the head (hop-by-hop headers
@@ -65,6 +69,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var upstreamReusable = false
 
     private var pendingRead = false
+    /// Parts of requests after the current one (pipelining), in arrival order.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var drainingQueue = false
     private var inputClosed = false
     private var active = false
     private var idleTicks = 0
@@ -101,7 +108,45 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || !acceptsPartNow {
+            if case .closed = phase { return }
+            queued.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    /// Whether a part read now belongs to the current request (or starts one): false once the
+    /// current request has ended and its response has not.
+    private var acceptsPartNow: Bool {
+        switch phase {
+        case .idle: true
+        case .closed: false
+        case .connecting, .awaitingResponse, .responding: !requestEnded
+        }
+    }
+
+    /// Hands queued pipelined parts on while the handler can take them; then resumes reading.
+    private func drainQueue(context: ChannelHandlerContext) {
+        guard !drainingQueue else { return }
+        drainingQueue = true
+        while !queued.isEmpty, acceptsPartNow {
+            handle(queued.removeFirst(), context: context)
+        }
+        drainingQueue = false
+        if case .idle = phase, queued.isEmpty {
+            if inputClosed {
+                context.close(promise: nil)
+            } else if pendingRead {
+                pendingRead = false
+                context.read()
+            }
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let request):
             guard case .idle = phase else { return }
             startRequest(request, context: context)
@@ -140,6 +185,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
+        if !queued.isEmpty {
+            pendingRead = true
+            return
+        }
         switch phase {
         case .connecting where requestHasBody && !requestEnded:
             pendingRead = true
@@ -162,7 +211,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             inputClosed = true
-            if case .idle = phase { context.close(promise: nil) }
+            if case .idle = phase, queued.isEmpty { context.close(promise: nil) }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -291,7 +340,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             runtime.upstreamConnected(backend: backend, latency: latency)
             let upstream = UpstreamConnection(key: key, channel: channel, pool: pool)
             do {
-                try channel.pipeline.syncOperations.addHTTPClientHandlers(encoderConfiguration: Self.encoderConfiguration)
+                // Header validation is off: every header forwarded was parsed (and so validated) from the client.
+                try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                    enableOutboundHeaderValidation: false, encoderConfiguration: Self.encoderConfiguration)
                 try channel.pipeline.syncOperations.addHandler(upstream)
             } catch {
                 channel.close(promise: nil)
@@ -390,7 +441,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         runtime.proxyAnswered(answer)
         // The end of a bodyless request carries no bytes: when it is still to come it is simply
         // dropped. A body still arriving would have to be read and thrown away, so that closes.
-        let close = closeAfterResponse || inputClosed || (!requestEnded && requestHasBody) || answer == .malformedRequest
+        let close = closeAfterResponse || (inputClosed && queued.isEmpty) || (!requestEnded && requestHasBody)
+            || answer == .malformedRequest
         let body = ByteBuffer(string: answer.message(listener: listenerName))
         var headers = HTTPHeaders()
         headers.reserveCapacity(4)
@@ -403,13 +455,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         finishResponse(close: close, context: context)
     }
 
-    /// Ends the response with `.end`; the phase changes first, because writing the end can make the
-    /// pipelining handler deliver the next request at once.
+    /// Ends the response with `.end`, then starts on the next pipelined request, if any.
     private func finishResponse(close: Bool, trailers: HTTPHeaders? = nil, context: ChannelHandlerContext) {
         head = nil
         held.removeAll(keepingCapacity: true)
         if close {
             phase = .closed
+            queued.removeAll()
             idleTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
             let promise = context.eventLoop.makePromise(of: Void.self)
@@ -418,6 +470,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         } else {
             phase = .idle
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            drainQueue(context: context)
         }
     }
 
@@ -446,7 +499,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         var forwarded = response
         HopByHop.strip(&forwarded.headers)
         forwarded.version = clientVersion
-        if closeAfterResponse || inputClosed { forwarded.headers.add(name: "connection", value: "close") }
+        if closeAfterResponse || (inputClosed && queued.isEmpty) { forwarded.headers.add(name: "connection", value: "close") }
         phase = .responding
         context.write(wrapOutboundOut(.head(forwarded)), promise: nil)
     }
@@ -467,7 +520,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
         // A connection whose request was not fully sent cannot carry another request.
         endAttempt(reuse: keep && upstreamReusable && requestEnded)
-        let close = closeAfterResponse || inputClosed || (!requestEnded && requestHasBody)
+        let close = closeAfterResponse || (inputClosed && queued.isEmpty) || (!requestEnded && requestHasBody)
         finishResponse(close: close, trailers: trailers, context: context)
     }
 
