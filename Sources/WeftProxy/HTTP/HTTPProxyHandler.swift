@@ -62,7 +62,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var attemptIsRetry = false
     private var attemptStarted = NIODeadline.now()
     private var upstream: UpstreamConnection?
-    private var timeout: Scheduled<Void>?
+    /// When the current attempt times out (nil: no attempt awaits a response head).
+    private var responseDeadline: NIODeadline?
+    /// One timer per connection, armed for the earliest deadline and re-armed when it fires early,
+    /// so keep-alive requests do not schedule and cancel a timer each.
+    private var timeoutTimer: Scheduled<Void>?
+    private var timeoutTimerDeadline: NIODeadline?
     private var connectGeneration: UInt64 = 0
     private var responseStatus = 0
     private var responseLatency = TimeAmount.zero
@@ -240,6 +245,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             endAttempt(reuse: false)
             phase = .closed
             idleTimer?.cancel()
+            timeoutTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
         }
         context.fireChannelInactive()
@@ -257,7 +263,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             forwarded.headers.remove(name: "content-length")
             forwarded.headers.add(name: "transfer-encoding", value: "chunked")
         }
-        forwarded.version = .http1_1
+        // Setting a field of a head copies its storage: only when it changes.
+        if forwarded.version != .http1_1 { forwarded.version = .http1_1 }
         head = forwarded
         clientVersion = request.version
         // HTTP/1.0 clients get one response per connection (their responses may need close-delimiting).
@@ -381,9 +388,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         upstream.flush()
         attemptStarted = .now()
-        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: settings.requestTimeout) { [self] in
-            timedOut()
-        }
+        armTimeout(attemptStarted + settings.requestTimeout, context: context)
         if pendingRead, !requestEnded, upstream.isWritable {
             pendingRead = false
             context.read()
@@ -405,9 +410,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         startAttempt(runtime.pickRequest(clientKey: clientKey, tried: tried, isRetry: true))
     }
 
+    private func armTimeout(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        responseDeadline = deadline
+        if let armed = timeoutTimerDeadline, armed <= deadline { return }
+        timeoutTimer?.cancel()
+        timeoutTimerDeadline = deadline
+        timeoutTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timeoutTimer = nil
+            timeoutTimerDeadline = nil
+            guard let responseDeadline, let context = self.context else { return }
+            if responseDeadline <= .now() {
+                timedOut()
+            } else {
+                armTimeout(responseDeadline, context: context)
+            }
+        }
+    }
+
     private func timedOut() {
         guard case .awaitingResponse = phase, let backend else { return }
-        timeout = nil
+        responseDeadline = nil
         self.backend = nil
         _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
         answer(.timeout)
@@ -416,8 +438,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Detaches the current upstream connection: back to the pool when `reuse` (and the backend is
     /// still configured), closed otherwise.
     private func endAttempt(reuse: Bool) {
-        timeout?.cancel()
-        timeout = nil
+        responseDeadline = nil
         connectGeneration &+= 1
         backend = nil
         guard let upstream else { return }
@@ -480,8 +501,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func upstreamResponseHead(_ response: HTTPResponseHead) {
         guard case .awaitingResponse = phase, let context, let backend else { return }
-        timeout?.cancel()
-        timeout = nil
+        responseDeadline = nil
         let latency = NIODeadline.now() - attemptStarted
         if response.status == .serviceUnavailable, requestEnded, retryAllowed(afterSending: true) {
             // A draining or overloaded replica: another one may answer, if the budget allows a retry.
@@ -498,7 +518,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         upstreamReusable = response.isKeepAlive
         var forwarded = response
         HopByHop.strip(&forwarded.headers)
-        forwarded.version = clientVersion
+        if forwarded.version != clientVersion { forwarded.version = clientVersion }
         if closeAfterResponse || (inputClosed && queued.isEmpty) { forwarded.headers.add(name: "connection", value: "close") }
         phase = .responding
         context.write(wrapOutboundOut(.head(forwarded)), promise: nil)
@@ -532,8 +552,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             // Nothing of the response arrived: typically a pooled connection the backend had just
             // closed, or a replica that stopped. Retried when nothing of the request can be lost.
             self.backend = nil
-            timeout?.cancel()
-            timeout = nil
+            responseDeadline = nil
             _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
             retryOrAnswer(afterSending: true)
         case .responding:
