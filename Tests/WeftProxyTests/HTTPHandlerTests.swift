@@ -110,4 +110,15 @@ struct HTTPHandlerTests {
         #expect(response.lowercased().contains("x-weft-proxy: malformed-request"))
         #expect(!proxy.client.isActive)
     }
+
+    @Test func aMalformedPipelinedRequestIsAnsweredAfterTheOnesBeforeIt() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try? proxy.fromClient("GET /ok HTTP/1.1\r\nHost: svc\r\n\r\nBROKEN\r\n\r\n")
+        #expect(try proxy.written(proxy.upstream!).hasPrefix("GET /ok HTTP/1.1"))
+        try proxy.fromUpstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        let replies = try proxy.written(proxy.client)
+        #expect(replies.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(replies.contains("\r\n\r\nokHTTP/1.1 400 Bad Request"))
+        #expect(!proxy.client.isActive)
+    }
 }

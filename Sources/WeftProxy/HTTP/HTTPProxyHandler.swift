@@ -77,6 +77,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Parts of requests after the current one (pipelining), in arrival order.
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var drainingQueue = false
+    /// A request after the queued ones did not parse: answered 400 in its turn.
+    private var malformedPending = false
     private var inputClosed = false
     private var active = false
     private var idleTicks = 0
@@ -141,7 +143,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         drainingQueue = false
         if case .idle = phase, queued.isEmpty {
-            if inputClosed {
+            if malformedPending {
+                malformedPending = false
+                answer(.malformedRequest)
+            } else if inputClosed {
                 context.close(promise: nil)
             } else if pendingRead {
                 pendingRead = false
@@ -222,14 +227,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        if !queued.isEmpty || !acceptsPartNow {
+            // A pipelined request after the current one is malformed: the ones before it are
+            // answered first, then the 400 (nothing more is read: the decoder stopped).
+            if case .closed = phase { return }
+            malformedPending = true
+            return
+        }
         switch phase {
         case .idle, .connecting, .awaitingResponse:
-            if error is HTTPParserError {
-                answer(.malformedRequest)
-            } else {
-                context.close(promise: nil)
-            }
+            answer(.malformedRequest)
         case .responding, .closed:
+            // The body of a request whose response is already streaming: it can only be cut short.
             context.close(promise: nil)
         }
     }
