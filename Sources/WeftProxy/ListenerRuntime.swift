@@ -162,7 +162,7 @@ final class ListenerRuntime: Sendable {
     /// Chooses a backend not in `tried` and not ejected (an ejected one if nothing else is left), and
     /// counts the attempt as an active connection of that backend.
     func pick(clientKey: UInt64, tried: Set<String>) -> Pick? {
-        state.withLock { s in Self.pick(clientKey: clientKey, tried: tried, in: &s) }
+        state.withLock { s in Self.pick(clientKey: clientKey, tried: tried, now: Self.now(), in: &s) }
     }
 
     /// `pick` for one attempt of an HTTP request: counts the request (a first attempt) or checks and
@@ -172,18 +172,19 @@ final class ListenerRuntime: Sendable {
     /// must survive that too).
     func pickRequest(clientKey: UInt64, tried: Set<String>, isRetry: Bool) -> RequestPick {
         state.withLock { s in
+            let now = Self.now()
             if isRetry {
                 guard s.backendCount > 0 else { return .noBackend }
-                guard s.retryBudget.tryRetry(now: Self.now()) else {
+                guard s.retryBudget.tryRetry(now: now) else {
                     s.http.retriesRefused += 1
                     return .noBudget
                 }
             } else {
                 s.http.requestsTotal += 1
-                s.retryBudget.recordRequest(now: Self.now())
+                s.retryBudget.recordRequest(now: now)
             }
-            guard let pick = Self.pick(clientKey: clientKey, tried: tried, in: &s)
-                ?? (isRetry ? Self.pick(clientKey: clientKey, tried: [], in: &s) : nil)
+            guard let pick = Self.pick(clientKey: clientKey, tried: tried, now: now, in: &s)
+                ?? (isRetry ? Self.pick(clientKey: clientKey, tried: [], now: now, in: &s) : nil)
             else {
                 if !isRetry { s.http.noBackend += 1 }
                 return .noBackend
@@ -192,8 +193,7 @@ final class ListenerRuntime: Sendable {
         }
     }
 
-    private static func pick(clientKey: UInt64, tried: Set<String>, in s: inout State) -> Pick? {
-        let now = Self.now()
+    private static func pick(clientKey: UInt64, tried: Set<String>, now: Double, in s: inout State) -> Pick? {
         if now - s.latenciesRefreshedAt >= Self.latencyRefreshInterval {
             // Estimates decay between samples; without this a backend that was slow once and then
             // lost every p2c comparison would keep its old estimate and never be tried again.
@@ -338,25 +338,26 @@ final class ListenerRuntime: Sendable {
     /// once the backend left the configuration or the proxy is shutting down).
     func attemptFinished(backend: String, outcome: AttemptOutcome, isRetry: Bool) -> Bool {
         state.withLock { s in
-            guard s.backends[backend] != nil else { return false }
+            // One hash of the id for the backend's own fields (this runs once per request).
+            guard let index = s.backends.index(forKey: backend) else { return false }
             if case .cancelled = outcome {} else {
-                let slot = s.backends[backend]!.revisionSlot
-                s.backends[backend]!.requests.record(outcome, isRetry: isRetry)
+                let slot = s.backends.values[index].revisionSlot
+                s.backends.values[index].requests.record(outcome, isRetry: isRetry)
                 s.revisionTraffic[slot].record(outcome, isRetry: isRetry)
             }
             switch outcome {
             case .connectFailed:
-                s.backends[backend]!.counters.connectFailures += 1
+                s.backends.values[index].counters.connectFailures += 1
                 if s.position[backend] != nil,
                    s.detector.recordFailure(backend, poolSize: s.backendCount, now: Self.now()) {
-                    s.backends[backend]!.counters.ejections += 1
+                    s.backends.values[index].counters.ejections += 1
                 }
             case .response:
                 s.detector.recordSuccess(backend, now: Self.now())
             case .failed, .cancelled:
                 break
             }
-            let keep = s.backends[backend]!.inConfiguration && !s.shutDown
+            let keep = s.backends.values[index].inConfiguration && !s.shutDown
             Self.release(backend, in: &s)
             return keep
         }

@@ -435,6 +435,32 @@ struct HTTPProxyTests {
         }
     }
 
+    @Test func aRequestInFlightFinishesWhenItsBackendIsRemoved() async throws {
+        try await HTTPFixture.run { f in
+            let slow = try await f.backend("slow") { _, _ in .delayed(.milliseconds(400)) }
+            let fast = try await f.backend("fast")
+            let port = try await f.listen([(slow, nil)])
+            async let inFlight: ClientResponse = {
+                let client = try await f.client(port)
+                let response = try await client.send()
+                await client.close()
+                return response
+            }()
+            try await Task.sleep(for: .milliseconds(100))
+            try await f.proxy.apply(ProxyConfiguration(listeners: [
+                ListenerConfiguration(name: "web", address: "127.0.0.1", port: port,
+                                      backends: [BackendConfiguration(address: "127.0.0.1", port: fast.port)], protocol: .http),
+            ]))
+            let response = try await inFlight
+            #expect(response.head.status == .ok && response.backend == "slow")
+            let client = try await f.client(port)
+            #expect(try await client.send().backend == "fast")
+            await client.close()
+            let counters = try #require(f.proxy.counters().first)
+            #expect(counters.backends.map(\.id) == ["127.0.0.1:\(fast.port)"])
+        }
+    }
+
     @Test func tcpListenersSplitConnectionsByRevision() async throws {
         try await SocketFixture.run { f in
             var backends: [(any Channel, Int)] = []
@@ -457,6 +483,63 @@ struct HTTPProxyTests {
                 tags[String(reply.prefix(2)), default: 0] += 1
             }
             #expect(tags == ["s0": 15, "s1": 15, "c0": 10])
+        }
+    }
+}
+
+@Suite("HTTP mode: pipelining and HTTP/1.0", .timeLimit(.minutes(1)))
+struct HTTPPipeliningTests {
+    /// Sends raw bytes, half-closes, and returns everything until the proxy closes.
+    func raw(_ f: HTTPFixture, _ port: Int, _ text: String) async throws -> String {
+        let channel = try await ClientBootstrap(group: f.group)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                        wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: text))
+            outbound.finish()
+            var received = ""
+            for try await var chunk in inbound { received += chunk.readString(length: chunk.readableBytes) ?? "" }
+            return received
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.backend("a"), b = try await f.backend("b")
+            let port = try await f.listen([(a, nil), (b, nil)])
+            let requests = (0..<6).map { "GET /\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined()
+            let reply = try await raw(f, port, requests)
+            // Six responses, alternating backends (round robin per request), then the connection closes
+            // because the client half-closed after its last request.
+            let statuses = reply.components(separatedBy: "HTTP/1.1 200 OK").count - 1
+            #expect(statuses == 6)
+            let bodies = reply.components(separatedBy: "\r\n\r\n").dropFirst().map { String($0.prefix(1)) }
+            #expect(Array(bodies) == ["a", "b", "a", "b", "a", "b"])
+        }
+    }
+
+    @Test func anHTTP10ClientGetsOneResponseAndAClose() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.backend("a")
+            let port = try await f.listen([(a, nil)])
+            let channel = try await ClientBootstrap(group: f.group)
+                .connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+                }
+            let reply = try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "GET / HTTP/1.0\r\n\r\n"))
+                var received = ""
+                for try await var chunk in inbound { received += chunk.readString(length: chunk.readableBytes) ?? "" }
+                return received
+            }
+            #expect(reply.hasPrefix("HTTP/1.0 200 OK"))
+            #expect(reply.lowercased().contains("connection: close"))
+            #expect(reply.hasSuffix("\r\n\r\na"))
         }
     }
 }

@@ -417,3 +417,36 @@ struct TunnelRotationTests {
         }
     }
 }
+
+@Suite("HTTP mode through the mTLS tunnel", .timeLimit(.minutes(1)))
+struct HTTPTunnelTests {
+    @Test func requestsReuseOnePooledTunnelStream() async throws {
+        try await TunnelFixture.run { f in
+            try await HTTPFixture.run { h in
+                let backend = try await h.backend("remote")
+                let inbound = try await f.startInbound()
+                defer { Task { await inbound.shutdown() } }
+                let port = try await f.sockets.freePort()
+                var listener = f.tunnelledListener(port: port, backendPort: backend.port, inbound: inbound)
+                listener.protocol = .http
+                listener.service = "default/remote"
+                try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
+
+                let client = try await TestHTTPClient(group: f.group, port: port)
+                for i in 0..<10 {
+                    let response = try await client.send(.GET, "/\(i)")
+                    #expect(response.head.status == .ok && response.backend == "remote")
+                }
+                let echoed = try await client.send(.POST, "/echo", chunks: ["over ", "the ", "tunnel"])
+                #expect(echoed.head.status == .ok)
+                await client.close()
+                // Keep-alive upstream "connections" here are tunnel streams, pooled per backend and
+                // source identity: one stream carried all of them.
+                #expect(inbound.counters().streams == 1)
+                #expect(f.requests.withLock { $0 }.allSatisfy { $0.source == f.frontend })
+                #expect(backend.served.value == 11)
+                #expect(f.proxy.trafficSamples().first?.requests == 11)
+            }
+        }
+    }
+}

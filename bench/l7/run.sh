@@ -106,6 +106,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# Both proxies get the same connection limit; HAProxy needs two descriptors per connection plus a few.
+max_conns=$((($(ulimit -n) - 200) / 2))
+[ "$max_conns" -le 10000 ] || max_conns=10000
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_tcp() {
     for _ in $(seq 1 "$3"); do
@@ -140,10 +143,10 @@ case " $targets " in *" haproxy "*)
     {
         echo "global"
         echo "    nbthread $cores"
-        echo "    maxconn 10000"
+        echo "    maxconn $max_conns"
         echo "defaults"
         echo "    mode http"
-        echo "    maxconn 10000"
+        echo "    maxconn $max_conns"
         echo "    option http-keep-alive"
         echo "    http-reuse always"
         echo "    retries 2"
@@ -182,7 +185,7 @@ case " $targets " in *" weft "*)
         echo "    loadBalancer: roundRobin"
         echo "    connectTimeoutMs: 1000"
         echo "    idleTimeoutMs: 30000"
-        echo "    maxConnections: 10000"
+        echo "    maxConnections: $max_conns"
         echo "    http: {timeoutMs: 15000, retries: {attempts: 2}}"
         echo "    backends:"
         for p in "${backend_ports[@]}"; do echo "      - {address: 127.0.0.1, port: $p, weight: 1}"; done

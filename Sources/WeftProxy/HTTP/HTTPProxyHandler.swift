@@ -2,8 +2,12 @@ import NIOCore
 import NIOHTTP1
 
 /// The last handler of a client connection of an `http` listener (after NIO's HTTP/1.1 server
-/// codec and pipelining handler): balances each request, one at a time, over pooled keep-alive
-/// upstream connections of this event loop, and streams both bodies with backpressure.
+/// codec): balances each request, one at a time, over pooled keep-alive upstream connections of
+/// this event loop, and streams both bodies with backpressure.
+///
+/// Pipelined requests (parts that arrive after the current request's end) are queued and handled in
+/// order once the current response has ended; while any are queued the client is not read. This
+/// replaces NIO's `HTTPServerPipelineHandler`, one handler less on every read, write and `read()`.
 ///
 /// One request's life: a backend is picked (traffic split, then the load balancer); an idle pooled
 /// connection to it is taken or a new one is opened on this loop; the head (hop-by-hop headers
@@ -58,13 +62,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var attemptIsRetry = false
     private var attemptStarted = NIODeadline.now()
     private var upstream: UpstreamConnection?
-    private var timeout: Scheduled<Void>?
+    /// When the current attempt times out (nil: no attempt awaits a response head).
+    private var responseDeadline: NIODeadline?
+    /// One timer per connection, armed for the earliest deadline and re-armed when it fires early,
+    /// so keep-alive requests do not schedule and cancel a timer each.
+    private var timeoutTimer: Scheduled<Void>?
+    private var timeoutTimerDeadline: NIODeadline?
     private var connectGeneration: UInt64 = 0
     private var responseStatus = 0
     private var responseLatency = TimeAmount.zero
     private var upstreamReusable = false
 
     private var pendingRead = false
+    /// Parts of requests after the current one (pipelining), in arrival order.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var drainingQueue = false
+    /// A request after the queued ones did not parse: answered 400 in its turn.
+    private var malformedPending = false
     private var inputClosed = false
     private var active = false
     private var idleTicks = 0
@@ -101,7 +115,48 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || !acceptsPartNow {
+            if case .closed = phase { return }
+            queued.append(part)
+            return
+        }
+        handle(part, context: context)
+    }
+
+    /// Whether a part read now belongs to the current request (or starts one): false once the
+    /// current request has ended and its response has not.
+    private var acceptsPartNow: Bool {
+        switch phase {
+        case .idle: true
+        case .closed: false
+        case .connecting, .awaitingResponse, .responding: !requestEnded
+        }
+    }
+
+    /// Hands queued pipelined parts on while the handler can take them; then resumes reading.
+    private func drainQueue(context: ChannelHandlerContext) {
+        guard !drainingQueue else { return }
+        drainingQueue = true
+        while !queued.isEmpty, acceptsPartNow {
+            handle(queued.removeFirst(), context: context)
+        }
+        drainingQueue = false
+        if case .idle = phase, queued.isEmpty {
+            if malformedPending {
+                malformedPending = false
+                answer(.malformedRequest)
+            } else if inputClosed {
+                context.close(promise: nil)
+            } else if pendingRead {
+                pendingRead = false
+                context.read()
+            }
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let request):
             guard case .idle = phase else { return }
             startRequest(request, context: context)
@@ -140,6 +195,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
+        if !queued.isEmpty {
+            pendingRead = true
+            return
+        }
         switch phase {
         case .connecting where requestHasBody && !requestEnded:
             pendingRead = true
@@ -162,20 +221,28 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             inputClosed = true
-            if case .idle = phase { context.close(promise: nil) }
+            if case .idle = phase, queued.isEmpty { context.close(promise: nil) }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        if !queued.isEmpty || !acceptsPartNow {
+            // A pipelined request after the current one is malformed: the ones before it are
+            // answered first, then the 400 (nothing more is read: the decoder stopped).
+            if case .closed = phase { return }
+            malformedPending = true
+            return
+        }
         switch phase {
         case .idle, .connecting, .awaitingResponse:
-            if error is HTTPParserError {
-                answer(.malformedRequest)
-            } else {
-                context.close(promise: nil)
-            }
+            answer(.malformedRequest)
         case .responding, .closed:
+            // The body of a request whose response is already streaming: it can only be cut short.
             context.close(promise: nil)
         }
     }
@@ -191,6 +258,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             endAttempt(reuse: false)
             phase = .closed
             idleTimer?.cancel()
+            timeoutTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
         }
         context.fireChannelInactive()
@@ -208,7 +276,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             forwarded.headers.remove(name: "content-length")
             forwarded.headers.add(name: "transfer-encoding", value: "chunked")
         }
-        forwarded.version = .http1_1
+        // Setting a field of a head copies its storage: only when it changes.
+        if forwarded.version != .http1_1 { forwarded.version = .http1_1 }
         head = forwarded
         clientVersion = request.version
         // HTTP/1.0 clients get one response per connection (their responses may need close-delimiting).
@@ -291,7 +360,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             runtime.upstreamConnected(backend: backend, latency: latency)
             let upstream = UpstreamConnection(key: key, channel: channel, pool: pool)
             do {
-                try channel.pipeline.syncOperations.addHTTPClientHandlers(encoderConfiguration: Self.encoderConfiguration)
+                // Header validation is off: every header forwarded was parsed (and so validated) from the client.
+                try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                    enableOutboundHeaderValidation: false, encoderConfiguration: Self.encoderConfiguration)
                 try channel.pipeline.syncOperations.addHandler(upstream)
             } catch {
                 channel.close(promise: nil)
@@ -330,9 +401,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         upstream.flush()
         attemptStarted = .now()
-        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: settings.requestTimeout) { [self] in
-            timedOut()
-        }
+        armTimeout(attemptStarted + settings.requestTimeout, context: context)
         if pendingRead, !requestEnded, upstream.isWritable {
             pendingRead = false
             context.read()
@@ -354,9 +423,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         startAttempt(runtime.pickRequest(clientKey: clientKey, tried: tried, isRetry: true))
     }
 
+    private func armTimeout(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        responseDeadline = deadline
+        if let armed = timeoutTimerDeadline, armed <= deadline { return }
+        timeoutTimer?.cancel()
+        timeoutTimerDeadline = deadline
+        timeoutTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timeoutTimer = nil
+            timeoutTimerDeadline = nil
+            guard let responseDeadline, let context = self.context else { return }
+            if responseDeadline <= .now() {
+                timedOut()
+            } else {
+                armTimeout(responseDeadline, context: context)
+            }
+        }
+    }
+
     private func timedOut() {
         guard case .awaitingResponse = phase, let backend else { return }
-        timeout = nil
+        responseDeadline = nil
         self.backend = nil
         _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
         answer(.timeout)
@@ -365,8 +451,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// Detaches the current upstream connection: back to the pool when `reuse` (and the backend is
     /// still configured), closed otherwise.
     private func endAttempt(reuse: Bool) {
-        timeout?.cancel()
-        timeout = nil
+        responseDeadline = nil
         connectGeneration &+= 1
         backend = nil
         guard let upstream else { return }
@@ -390,7 +475,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         runtime.proxyAnswered(answer)
         // The end of a bodyless request carries no bytes: when it is still to come it is simply
         // dropped. A body still arriving would have to be read and thrown away, so that closes.
-        let close = closeAfterResponse || inputClosed || (!requestEnded && requestHasBody) || answer == .malformedRequest
+        let close = closeAfterResponse || (inputClosed && queued.isEmpty) || (!requestEnded && requestHasBody)
+            || answer == .malformedRequest
         let body = ByteBuffer(string: answer.message(listener: listenerName))
         var headers = HTTPHeaders()
         headers.reserveCapacity(4)
@@ -403,13 +489,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         finishResponse(close: close, context: context)
     }
 
-    /// Ends the response with `.end`; the phase changes first, because writing the end can make the
-    /// pipelining handler deliver the next request at once.
+    /// Ends the response with `.end`, then starts on the next pipelined request, if any.
     private func finishResponse(close: Bool, trailers: HTTPHeaders? = nil, context: ChannelHandlerContext) {
         head = nil
         held.removeAll(keepingCapacity: true)
         if close {
             phase = .closed
+            queued.removeAll()
             idleTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
             let promise = context.eventLoop.makePromise(of: Void.self)
@@ -418,6 +504,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         } else {
             phase = .idle
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            drainQueue(context: context)
         }
     }
 
@@ -427,8 +514,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     func upstreamResponseHead(_ response: HTTPResponseHead) {
         guard case .awaitingResponse = phase, let context, let backend else { return }
-        timeout?.cancel()
-        timeout = nil
+        responseDeadline = nil
         let latency = NIODeadline.now() - attemptStarted
         if response.status == .serviceUnavailable, requestEnded, retryAllowed(afterSending: true) {
             // A draining or overloaded replica: another one may answer, if the budget allows a retry.
@@ -445,8 +531,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         upstreamReusable = response.isKeepAlive
         var forwarded = response
         HopByHop.strip(&forwarded.headers)
-        forwarded.version = clientVersion
-        if closeAfterResponse || inputClosed { forwarded.headers.add(name: "connection", value: "close") }
+        if forwarded.version != clientVersion { forwarded.version = clientVersion }
+        if closeAfterResponse || (inputClosed && queued.isEmpty) { forwarded.headers.add(name: "connection", value: "close") }
         phase = .responding
         context.write(wrapOutboundOut(.head(forwarded)), promise: nil)
     }
@@ -467,7 +553,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
         // A connection whose request was not fully sent cannot carry another request.
         endAttempt(reuse: keep && upstreamReusable && requestEnded)
-        let close = closeAfterResponse || inputClosed || (!requestEnded && requestHasBody)
+        let close = closeAfterResponse || (inputClosed && queued.isEmpty) || (!requestEnded && requestHasBody)
         finishResponse(close: close, trailers: trailers, context: context)
     }
 
@@ -479,8 +565,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             // Nothing of the response arrived: typically a pooled connection the backend had just
             // closed, or a replica that stopped. Retried when nothing of the request can be lost.
             self.backend = nil
-            timeout?.cancel()
-            timeout = nil
+            responseDeadline = nil
             _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
             retryOrAnswer(afterSending: true)
         case .responding:
