@@ -83,6 +83,8 @@ public struct HTTPListenerCounters: Sendable, Equatable {
     public var timedOut: Int = 0
     /// Answered 400 by the proxy: the request could not be parsed.
     public var malformed: Int = 0
+    /// Answered 403 by the proxy: the destination node's authorization refused the caller.
+    public var denied: Int = 0
     /// Retries that the retry budget refused.
     public var retriesRefused: Int = 0
 

@@ -376,7 +376,7 @@ final class ListenerRuntime: Sendable {
         }
     }
 
-    /// Counts an answer the proxy gave itself (400, 502, 503, 504).
+    /// Counts an answer the proxy gave itself (400, 403, 502, 503, 504).
     func proxyAnswered(_ reason: HTTPProxyAnswer) {
         state.withLock { s in
             switch reason {
@@ -384,6 +384,7 @@ final class ListenerRuntime: Sendable {
             case .noBackend: break  // counted by `pickRequest`
             case .upstreamFailed: s.http.failed += 1
             case .timeout: s.http.timedOut += 1
+            case .denied: s.http.denied += 1
             }
         }
     }

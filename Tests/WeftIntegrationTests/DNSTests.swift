@@ -128,7 +128,8 @@ extension ClusterTests {
             #expect(catalog["service"] as? String == "catalog")
             // examples/shop/policy.yaml lets only the frontend call the cart: this test process is refused.
             let cartVIP = try #require(try await server.items("services").first { $0["name"] as? String == "cart" }?["clusterIP"] as? String)
-            #expect((try? await httpGet(host: cartVIP, port: 80)) == nil, "the cart answered a caller outside the mesh")
+            let refused = try? await httpGet(host: cartVIP, port: 80)
+            #expect(refused?.status == 403 && refused?.headers["x-weft-proxy"] == "denied", "the cart answered a caller outside the mesh: \(String(describing: refused))")
             #expect(try await server.cli(["delete", "-f", shop]).exit == .exited(0))
         }
     }

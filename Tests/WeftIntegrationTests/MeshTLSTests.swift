@@ -159,7 +159,9 @@ extension ClusterTests {
                 return ((try? response.jsonObject())?["upstream"] as? [String: Any])?["service"] as? String == "cart"
             }
             // This test process is no mesh workload: refused by the cart's policy, not by the catalog.
-            #expect((try? await httpGet(host: cart, port: 80)) == nil)
+            // The shop's services are HTTP ports: the node proxy answers the refusal itself, 403 with the reason.
+            let refused = try? await httpGet(host: cart, port: 80)
+            #expect(refused?.status == 403 && refused?.headers["x-weft-proxy"] == "denied", "\(String(describing: refused))")
             #expect((try? await httpGet(host: catalog, port: 80))?.status == 200)
 
             // A workload certificate of another service account, straight to the tunnel port: 403.
@@ -185,7 +187,7 @@ extension ClusterTests {
                 """, in: server.dataDirectory, name: "strict.yaml")
             #expect(try await server.cli(["apply", "-f", strict]).exit == .exited(0))
             try await eventually(timeout: .seconds(15), "the catalog refuses callers outside the mesh") {
-                (try? await httpGet(host: catalog, port: 80)) == nil
+                (try? await httpGet(host: catalog, port: 80))?.status == 403
             }
             #expect(try await server.cli(["delete", "-f", strict]).exit == .exited(0))
             try await eventually(timeout: .seconds(15), "the catalog answers again") {

@@ -4,7 +4,7 @@ import NIOHTTP1
 /// A response the proxy gives itself instead of a backend's. It carries a one-line text body and an
 /// `x-weft-proxy` header naming the reason, so a client (or an operator reading its logs) can tell
 /// the proxy's answers from the backend's.
-enum HTTPProxyAnswer: Sendable {
+enum HTTPProxyAnswer: Sendable, Equatable {
     /// 400: the request could not be parsed; the connection is closed.
     case malformedRequest
     /// 503: the listener has no backend (none configured, or all removed).
@@ -14,6 +14,9 @@ enum HTTPProxyAnswer: Sendable {
     case upstreamFailed
     /// 504: no response head within `http.timeoutMs`.
     case timeout
+    /// 403: the destination node's authorization refused the caller (AuthorizationPolicy or STRICT
+    /// mode). Not retried: any other endpoint of the service would refuse it too.
+    case denied(reason: String)
 
     var status: HTTPResponseStatus {
         switch self {
@@ -21,6 +24,7 @@ enum HTTPProxyAnswer: Sendable {
         case .noBackend: .serviceUnavailable
         case .upstreamFailed: .badGateway
         case .timeout: .gatewayTimeout
+        case .denied: .forbidden
         }
     }
 
@@ -31,6 +35,7 @@ enum HTTPProxyAnswer: Sendable {
         case .noBackend: "no-backend"
         case .upstreamFailed: "upstream-failed"
         case .timeout: "timeout"
+        case .denied: "denied"
         }
     }
 
@@ -44,6 +49,8 @@ enum HTTPProxyAnswer: Sendable {
             "weft proxy: listener \(listener): no backend answered (connect failed, or the connection closed before a response)\n"
         case .timeout:
             "weft proxy: listener \(listener): the backend sent no response within the request timeout\n"
+        case .denied(let reason):
+            "weft proxy: listener \(listener): the destination refused this caller: \(reason)\n"
         }
     }
 }

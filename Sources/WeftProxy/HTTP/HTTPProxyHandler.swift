@@ -351,6 +351,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             return
         }
         switch result {
+        case .failure(let refusal as TunnelRefusal) where refusal.isDenied:
+            // Authorization at the destination refused the caller: the backend is healthy and every other
+            // endpoint would refuse too, so no outlier mark and no retry.
+            answer(.denied(reason: refusal.reason))
         case .failure:
             self.backend = nil
             _ = runtime.attemptFinished(backend: backend, outcome: .connectFailed, isRetry: attemptIsRetry)

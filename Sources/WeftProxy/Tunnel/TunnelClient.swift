@@ -26,8 +26,17 @@ public final class TunnelClient: Sendable {
     public struct Settings: Sendable {
         public var maxStreamsPerConnection = 100
         public var idleTimeout = TimeAmount.seconds(60)
+        /// A connection whose sent bytes stay unacknowledged this long is dropped by the kernel
+        /// (`TCP_USER_TIMEOUT`): a node that vanished from the network (cable pulled, host frozen) fails
+        /// the streams in flight to it after this, so L7 requests are retried on other endpoints and new
+        /// streams open a new connection, instead of waiting for the request timeout. Idle connections
+        /// are not affected (nothing is unacknowledged). 0 leaves the kernel's default (~15 minutes).
+        public var unacknowledgedTimeout = TimeAmount.seconds(3)
         public init() {}
     }
+
+    /// `TCP_USER_TIMEOUT` (Linux, `<netinet/tcp.h>`).
+    static let tcpUserTimeout: Int32 = 18
 
     private let tls: MeshTLS
     private let settings: Settings
@@ -148,6 +157,8 @@ public final class TunnelClient: Sendable {
         ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: Self.tcpUserTimeout)),
+                           value: SocketOptionValue(settings.unacknowledgedTimeout.nanoseconds / 1_000_000))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: contexts.client, serverHostname: nil))
