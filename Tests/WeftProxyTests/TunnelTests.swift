@@ -449,4 +449,36 @@ struct HTTPTunnelTests {
             }
         }
     }
+
+    @Test func aDeniedCallerGets403WithTheReasonAndNoRetry() async throws {
+        try await TunnelFixture.run { f in
+            try await HTTPFixture.run { h in
+                let backend = try await h.backend("remote")
+                let inbound = try await f.startInbound()
+                defer { Task { await inbound.shutdown() } }
+                f.verdict.withLock { $0 = .deny("no rule of default/remote allows spiffe://a.test/ns/default/sa/frontend") }
+                let port = try await f.sockets.freePort()
+                var listener = f.tunnelledListener(port: port, backendPort: backend.port, inbound: inbound)
+                listener.protocol = .http
+                listener.service = "default/remote"
+                try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
+
+                let client = try await TestHTTPClient(group: f.group, port: port)
+                let denied = try await client.send(.GET, "/")
+                #expect(denied.head.status == .forbidden)
+                #expect(denied.head.headers["x-weft-proxy"] == ["denied"])
+                #expect(denied.body.contains("no rule of default/remote allows"), "\(denied.body)")
+                // One stream asked, not retried; the backend is not marked as failing and never saw the request.
+                #expect(inbound.counters().denied == 1)
+                #expect(backend.served.value == 0)
+                let counters = try #require(f.proxy.counters().first)
+                #expect(counters.http.denied == 1)
+                #expect(counters.backends.first?.connectFailures == 0)
+                // The same keep-alive connection is served once the policy allows the caller.
+                f.verdict.withLock { $0 = .allow }
+                #expect(try await client.send(.GET, "/").head.status == .ok)
+                await client.close()
+            }
+        }
+    }
 }
