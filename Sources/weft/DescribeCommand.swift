@@ -263,6 +263,17 @@ struct Description {
             guard let c = node.status?.tunnelCounters else { return address }
             return "\(address) (connections \(c.connections), handshake failures \(c.handshakeFailures), streams \(c.streams), denied \(c.denied), failed \(c.failed))"
         })
+        if let traffic = node.status?.traffic, !traffic.isEmpty {
+            section("HTTP Traffic (since the agent started)") { out in
+                let rows = traffic.sorted { $0.key < $1.key }.map { sample -> [String] in
+                    let answered = sample.responses.reduce(0, +)
+                    let p99 = sample.latency.value(atPercentile: 99).map { String(format: "%.1fms", Double($0) / 1000) } ?? "-"
+                    return ["\(sample.service):\(sample.port)", sample.revision.isEmpty ? "-" : sample.revision, String(sample.requests),
+                            String(answered - sample.serverErrors), String(sample.serverErrors), String(sample.failures), String(sample.retries), p99]
+                }
+                out.lines(Table(headers: ["SERVICE", "REVISION", "REQUESTS", "NON-5XX", "5XX", "NO ANSWER", "RETRIES", "P99"], rows: rows).render())
+            }
+        }
         section("Replicas") { out in
             if replicas.isEmpty {
                 out.lines("<none>")
