@@ -70,6 +70,26 @@ final class NetnsDriver: Sendable {
         }
     }
 
+    /// For an agent started without a pod network after one that had it: removes the namespaces and
+    /// interfaces recorded in the state directory's address book, then the book. Nothing to do when
+    /// there is no book; a book that cannot be read is left for the operator.
+    static func removeLeftovers(stateDirectory: String, ipPath: String, logger: Logger) async {
+        let path = (stateDirectory as NSString).appendingPathComponent(stateFile)
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        guard let book = try? JSONDecoder().decode(PodAddressBook.self, from: data) else {
+            logger.warning("cannot read the pod address book; network namespaces of an earlier agent may remain", metadata: ["path": "\(path)"])
+            return
+        }
+        let ip = IPRoute(path: ipPath, logger: logger)
+        for (address, allocation) in book.allocations.sorted(by: { $0.key < $1.key }) {
+            await PodSandbox.remove(namespace: allocation.sandbox, hostInterface: allocation.hostInterface, ip: ip)
+            logger.info("removed the network namespace of a replica left by a previous agent",
+                        metadata: ["replica": "\(allocation.replica)", "namespace": "\(allocation.sandbox)", "address": "\(address)"])
+        }
+        await ip.attempt(["link", "del", NodeBridge.name])
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     /// Removes the bridge and the VIP route (every sandbox must be gone already).
     func tearDownNode() async {
         await bridge.tearDown(serviceBlock: serviceBlock)

@@ -113,6 +113,9 @@ public struct NodeAgent: ServiceLifecycle.Service {
     /// replicas asking for it cannot run here (they then stay Pending with that reason).
     private func startNetnsDriver() async throws -> (NetnsDriver?, String?) {
         guard let network = configuration.podNetwork else {
+            if NetnsDriverSupport.unavailableReason() == nil, let ip = NetnsDriverSupport.findIP() {
+                await NetnsDriver.removeLeftovers(stateDirectory: configuration.stateDirectory, ipPath: ip, logger: logger)
+            }
             return (nil, "node \(configuration.nodeName) has no pod network; start its agent with --pod-cidr (e.g. 10.244.1.0/24) to run replicas with runtime: netns")
         }
         if let reason = NetnsDriverSupport.unavailableReason() {

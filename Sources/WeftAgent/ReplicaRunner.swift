@@ -91,6 +91,7 @@ actor ReplicaRunner {
         while !stopping {
             let started = ContinuousClock.now
             guard let process = await start() else {
+                if stopping { break }
                 crashes += 1
                 await backoff(crashes: crashes)
                 continue

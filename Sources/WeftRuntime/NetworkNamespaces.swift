@@ -115,6 +115,9 @@ public struct NodeBridge: Sendable {
     public func setUp() async throws {
         if (try? await ip.run(["link", "show", "dev", Self.name])) == nil {
             try await ip.run(["link", "add", Self.name, "type", "bridge"])
+        } else {
+            // An address of an earlier --pod-cidr would linger next to the new one.
+            try await ip.run(["addr", "flush", "dev", Self.name])
         }
         try await ip.run(["addr", "replace", "\(network.gateway)/\(network.prefixLength)", "dev", Self.name])
         try await ip.run(["link", "set", Self.name, "up"])
