@@ -145,6 +145,13 @@ struct NetnsRuntimeTests {
             for ip in crashedIPs { #expect(recorded.contains("\"\(ip)\""), "\(ip) not recorded in \(recorded)") }
             try await cluster.startAgent(3)
             try await eventually(timeout: .seconds(30), "the leftovers of the crashed agent are gone") { crashedPIDs.allSatisfy { !isAlive($0) } }
+            // Until the new agent reports, the objects still show the old processes: wait for new ones.
+            try await eventually(timeout: .seconds(30), "host3's replicas Ready in new processes") {
+                let items = try await cluster.items("replicas").filter { $0["node"] as? String == cluster.nodeName(3) }
+                return items.allSatisfy { item in
+                    item["ready"] as? Bool == true && (item["pid"] as? Int).map { !crashedPIDs.contains(Int32($0)) } == true
+                }
+            }
             replicas = try await shopReady(cluster)
             let again = Set(replicas.filter { $0["node"] as? String == cluster.nodeName(3) }.compactMap { $0["ip"] as? String })
             #expect(again.isDisjoint(with: crashedIPs), "after the crash \(again), before \(crashedIPs)")
