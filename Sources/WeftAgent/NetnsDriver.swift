@@ -15,6 +15,9 @@ final class NetnsDriver: Sendable {
     private let clusterDomain: String
     private let path: String
     private let book: Mutex<PodAddressBook>
+    /// Sandboxes are made one at a time: concurrent first `ip netns add` calls on a machine where
+    /// /run/netns is not yet a mount point can each mount it, and the lower mount hides namespaces.
+    private let creating = SerialTurns()
     private let logger: Logger
 
     /// The state file's name in the agent's state directory.
@@ -106,13 +109,16 @@ final class NetnsDriver: Sendable {
             return result
         }
         let sandbox = PodSandbox(names: PodSandboxNames(node: nodeName, replica: replica, address: address), address: address)
+        await creating.begin()
         do {
             try await sandbox.create(bridge: bridge, resolvConf: PodResolvConf.text(nameserver: network.gateway, namespace: namespace,
                                                                                     clusterDomain: clusterDomain))
         } catch {
+            creating.end()
             release(address)
             throw error
         }
+        creating.end()
         return sandbox
     }
 
@@ -144,5 +150,42 @@ final class NetnsDriver: Sendable {
             logger.error("cannot write the pod address book; a crash now could leave network namespaces behind or hand out an address twice",
                          metadata: ["path": "\(path)", "error": "\(error)"])
         }
+    }
+}
+
+/// Lets one task at a time through (`begin` … `end`), in the order they arrived; an async mutex.
+final class SerialTurns: Sendable {
+    private struct State {
+        var busy = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Waits until no other task is between `begin` and `end`.
+    func begin() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let proceed = state.withLock { state in
+                if state.busy {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.busy = true
+                return true
+            }
+            if proceed { continuation.resume() }
+        }
+    }
+
+    /// Hands the turn to the next waiting task, if any.
+    func end() {
+        let next = state.withLock { state in
+            if state.waiting.isEmpty {
+                state.busy = false
+                return nil as CheckedContinuation<Void, Never>?
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }
