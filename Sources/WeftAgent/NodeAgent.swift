@@ -92,7 +92,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                         interval: self.configuration.trustRefreshInterval, logger: logger).run()
                 }
             }
-            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound) }
+            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound, netns: netns != nil) }
             group.addTask { await self.watchReplicas(supervisor) }
             group.addTask { await routing.run(client: self.client) }
             try? await gracefulShutdown()
@@ -160,10 +160,15 @@ public struct NodeAgent: ServiceLifecycle.Service {
     /// The label every node has, with its name as the value.
     public static let nodeNameLabel = "weft.io/node"
 
-    private func nodeObject(tunnel: String?, inbound: TunnelInbound?) -> Node {
+    /// The label (value `true`) of nodes whose agent runs the netns runtime, for `nodeSelector`.
+    public static let netnsLabel = "weft.io/netns"
+
+    private func nodeObject(tunnel: String?, inbound: TunnelInbound?, netns: Bool) -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
         // Every node carries its own name as a label, for nodeSelector (as kubernetes.io/hostname).
-        metadata.labels = configuration.labels.merging([Self.nodeNameLabel: configuration.nodeName]) { given, _ in given }
+        var automatic = [Self.nodeNameLabel: configuration.nodeName]
+        if netns { automatic[Self.netnsLabel] = "true" }
+        metadata.labels = configuration.labels.merging(automatic) { given, _ in given }
         let capacity = configuration.capacity ?? ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
                                                               memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
         return Node(metadata: metadata, status: NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
@@ -176,10 +181,10 @@ public struct NodeAgent: ServiceLifecycle.Service {
         TunnelCounters(connections: c.connections, handshakeFailures: c.handshakeFailures, streams: c.streams, denied: c.denied, failed: c.failed)
     }
 
-    private func heartbeat(tunnel: String?, inbound: TunnelInbound?) async {
+    private func heartbeat(tunnel: String?, inbound: TunnelInbound?, netns: Bool) async {
         while !Task.isCancelled {
             do {
-                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound))
+                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound, netns: netns))
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }

@@ -83,7 +83,12 @@ struct NetnsRuntimeTests {
                 #expect((item["ports"] as? [String: Any])?["http"] as? Int == 8080, "\(item)")
             }
             let nodes = try await cluster.items("nodes")
-            #expect(nodes.count == 2)
+            for node in nodes {
+                let labels = (node["metadata"] as? [String: Any])?["labels"] as? [String: String]
+                #expect(labels?["weft.io/netns"] == "true", "\(node)")
+            }
+            let described = try await cluster.cli(["describe", "node", cluster.nodeName(2)])
+            #expect(described.stdout.contains("netns") && described.stdout.contains("\(Self.podPrefix(2))0/24"), "\(described.stdout)")
 
             // 2. From inside a frontend replica: its resolv.conf names the bridge, getaddrinfo("cart") gives the
             // VIP, and the VIP answers through cart and catalog (the frontend's identity passes the policy).
