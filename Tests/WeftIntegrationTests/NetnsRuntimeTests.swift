@@ -113,6 +113,37 @@ struct NetnsRuntimeTests {
                 #expect(address.hasPrefix("10.244."), "a tier answered from \(address), not its pod address")
             }
 
+            // An exec probe runs inside the replica's namespace: this one passes only where resolv.conf is the
+            // replica's own (the host's names 127.0.0.1).
+            try await cluster.apply("""
+                apiVersion: weft/v1
+                kind: Deployment
+                metadata:
+                  name: probed
+                spec:
+                  replicas: 1
+                  template:
+                    metadata:
+                      labels:
+                        app: probed
+                    spec:
+                      command: ["weft-demo"]
+                      ports:
+                        - name: http
+                          containerPort: 9090
+                      readinessProbe:
+                        exec:
+                          command: ["/bin/sh", "-c", "grep -q 'nameserver 10.244.' /etc/resolv.conf"]
+                        periodSeconds: 1
+                      terminationGracePeriodSeconds: 1
+                """, name: "probed.yaml")
+            try await eventually(timeout: .seconds(30), "the exec-probed replica Ready") {
+                try await cluster.items("replicas").contains { $0["deployment"] as? String == "probed" && $0["ready"] as? Bool == true }
+            }
+            let probed = try #require(try await cluster.items("replicas").first { $0["deployment"] as? String == "probed" })
+            #expect((probed["address"] as? String)?.hasSuffix(":9090") == true, "\(probed)")
+            #expect(try await cluster.cli(["delete", "deployment", "probed"]).exit == .exited(0))
+
             // 3. Kill a cart replica's process: it comes back Ready at another address, DNS and the VIP follow.
             let cart = try #require(replicas.first { $0["deployment"] as? String == "cart" })
             let cartName = try #require(cart["name"] as? String)

@@ -80,9 +80,9 @@ kill_recorded_replicas() {
   local ledger entry pid started
   for ledger in "$(workdir "$1")"/*/processes.json; do
     [ -f "$ledger" ] || continue
-    for entry in $(grep -oE '\{[^{}]*\}' "$ledger" | tr -d ' '); do
-      pid=$(echo "$entry" | grep -oE '"pid":[0-9]+' | cut -d: -f2)
-      started=$(echo "$entry" | grep -oE '"startTime":[0-9]+' | cut -d: -f2)
+    for entry in $(grep -oE '\{[^{}]*\}' "$ledger" | tr -d ' ' || true); do
+      pid=$(echo "$entry" | grep -oE '"pid":[0-9]+' | cut -d: -f2 || true)
+      started=$(echo "$entry" | grep -oE '"startTime":[0-9]+' | cut -d: -f2 || true)
       [ -n "$pid" ] && [ -n "$started" ] || continue
       if [ "$(start_time "$pid" 2>/dev/null || true)" = "$started" ]; then
         kill -9 -- "-$pid" 2>/dev/null || true
@@ -97,7 +97,7 @@ remove_recorded_sandboxes() {
   local book ns
   for book in "$(workdir "$1")"/*/pod-network.json; do
     [ -f "$book" ] || continue
-    for ns in $(grep -oE '"weft-[0-9a-f]{10}"' "$book" | tr -d '"' | sort -u); do
+    for ns in $(grep -oE '"weft-[0-9a-f]{10}"' "$book" | tr -d '"' | sort -u || true); do
       ip netns delete "$ns" 2>/dev/null || rm -f "/run/netns/$ns"
       rm -rf "/etc/netns/$ns"
     done
