@@ -126,6 +126,10 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                      nodeName: configuration.nodeName, clusterDomain: configuration.clusterDomain,
                                      stateDirectory: configuration.stateDirectory, logger: logger)
         try await driver.prepareNode()
+        if driver.serviceBlock == nil {
+            logger.warning("service VIPs are not reachable from netns replicas: the cluster's service CIDR lies in 127.0.0.0/8 (or the server did not say); start weft server with --service-cidr outside it, e.g. 10.96.0.0/16",
+                           metadata: ["serviceBlock": "\(configuration.serviceBlock.map(\.description) ?? "unknown")"])
+        }
         logger.info("netns runtime ready", metadata: ["bridge": "\(NodeBridge.name)", "podNetwork": "\(network)",
                                                       "gateway": "\(network.gateway)", "serviceBlock": "\(driver.serviceBlock.map(\.description) ?? "loopback")"])
         return (driver, nil)
