@@ -124,7 +124,11 @@ final class NetnsDriver: Sendable {
 
     /// Deletes a sandbox and frees its address.
     func removeSandbox(_ sandbox: PodSandbox) async {
-        await PodSandbox.remove(namespace: sandbox.names.namespace, hostInterface: sandbox.names.hostInterface, ip: bridge.ip)
+        let problems = await PodSandbox.remove(namespace: sandbox.names.namespace, hostInterface: sandbox.names.hostInterface, ip: bridge.ip)
+        if !problems.isEmpty {
+            logger.error("cannot remove a replica's network namespace; remove it by hand", metadata: [
+                "namespace": "\(sandbox.names.namespace)", "interface": "\(sandbox.names.hostInterface)", "problems": "\(problems)"])
+        }
         release(sandbox.address)
     }
 

@@ -72,8 +72,13 @@ public struct IPRoute: Sendable {
         let exit: ExitStatus? = await withTaskGroup(of: ExitStatus?.self) { group in
             group.addTask { await process.waitForExit() }
             group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
+                do {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                } catch {
+                    // Cancelled: cleanup (a replica stopping with its agent) must still run to its end.
+                    return await process.waitForExit()
+                }
             }
             let first = await group.next() ?? nil
             if first == nil { await process.stop(grace: .zero) }
@@ -89,9 +94,17 @@ public struct IPRoute: Sendable {
         return output.text
     }
 
-    /// Runs `ip ARGUMENTS` and ignores a failure (for removing what may already be gone).
-    public func attempt(_ arguments: [String]) async {
-        _ = try? await run(arguments)
+    /// Runs `ip ARGUMENTS` for removing what may already be gone; returns the failure instead of throwing it.
+    @discardableResult
+    public func attempt(_ arguments: [String]) async -> RuntimeError? {
+        do {
+            try await run(arguments)
+            return nil
+        } catch let error as RuntimeError {
+            return error
+        } catch {
+            return RuntimeError(code: .network, message: "ip \(arguments.joined(separator: " ")): \(error)")
+        }
     }
 }
 
@@ -189,15 +202,34 @@ public struct PodSandbox: Sendable, Hashable {
     }
 
     /// Kills whatever still runs in the namespace, deletes it (which deletes the veth pair), the node-side
-    /// interface should it remain, and the namespace's /etc/netns directory. Idempotent.
-    public static func remove(namespace: String, hostInterface: String, ip: IPRoute) async {
-        if let pids = try? await ip.run(["netns", "pids", namespace]) {
-            for pid in pids.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap({ Int32($0) }) {
-                _ = kill(pid, SIGKILL)
+    /// interface should it remain, and the namespace's /etc/netns directory. Idempotent; returns what could
+    /// not be removed, for the caller to log.
+    @discardableResult
+    public static func remove(namespace: String, hostInterface: String, ip: IPRoute) async -> [String] {
+        var problems: [String] = []
+        let handle = "/run/netns/\(namespace)"
+        if access(handle, F_OK) == 0 {
+            if let pids = try? await ip.run(["netns", "pids", namespace]) {
+                for pid in pids.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap({ Int32($0) }) {
+                    _ = kill(pid, SIGKILL)
+                }
+            }
+            // A busy handle (a mount still being torn down) gets a second try.
+            for attempt in 0..<3 {
+                guard let failure = await ip.attempt(["netns", "delete", namespace]) else { break }
+                if access(handle, F_OK) != 0 { break }
+                if attempt == 2 {
+                    problems.append("\(failure)")
+                } else {
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
             }
         }
-        await ip.attempt(["netns", "delete", namespace])
-        await ip.attempt(["link", "del", hostInterface])
+        // Deleting the namespace normally took the veth pair with it: a failure matters only if it is still there.
+        if let failure = await ip.attempt(["link", "del", hostInterface]), (try? await ip.run(["link", "show", "dev", hostInterface])) != nil {
+            problems.append("\(failure)")
+        }
         try? FileManager.default.removeItem(atPath: etcDirectory(namespace: namespace))
+        return problems
     }
 }
