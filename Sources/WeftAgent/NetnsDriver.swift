@@ -57,7 +57,13 @@ final class NetnsDriver: Sendable {
     func prepareNode() async throws {
         let leftovers = book.withLock { $0.allocations }
         for (address, allocation) in leftovers.sorted(by: { $0.key < $1.key }) {
-            await PodSandbox.remove(namespace: allocation.sandbox, hostInterface: allocation.hostInterface, ip: bridge.ip)
+            let problems = await PodSandbox.remove(namespace: allocation.sandbox, hostInterface: allocation.hostInterface, ip: bridge.ip)
+            guard problems.isEmpty else {
+                logger.error("cannot remove the network namespace of a replica left by a previous agent; its address stays reserved",
+                             metadata: ["replica": "\(allocation.replica)", "namespace": "\(allocation.sandbox)", "address": "\(address)",
+                                        "problems": "\(problems)"])
+                continue
+            }
             logger.info("removed the network namespace of a replica left by a previous agent",
                         metadata: ["replica": "\(allocation.replica)", "namespace": "\(allocation.sandbox)", "address": "\(address)"])
             book.withLock { book in
@@ -125,9 +131,13 @@ final class NetnsDriver: Sendable {
     /// Deletes a sandbox and frees its address.
     func removeSandbox(_ sandbox: PodSandbox) async {
         let problems = await PodSandbox.remove(namespace: sandbox.names.namespace, hostInterface: sandbox.names.hostInterface, ip: bridge.ip)
-        if !problems.isEmpty {
-            logger.error("cannot remove a replica's network namespace; remove it by hand", metadata: [
-                "namespace": "\(sandbox.names.namespace)", "interface": "\(sandbox.names.hostInterface)", "problems": "\(problems)"])
+        guard problems.isEmpty else {
+            // The address stays recorded: it is not handed out while it may still be configured, and the
+            // next agent start tries the removal again.
+            logger.error("cannot remove a replica's network namespace; its address stays reserved until the agent restarts", metadata: [
+                "namespace": "\(sandbox.names.namespace)", "interface": "\(sandbox.names.hostInterface)",
+                "address": "\(sandbox.address)", "problems": "\(problems)"])
+            return
         }
         release(sandbox.address)
     }
