@@ -41,6 +41,13 @@ public struct AgentConfiguration: Sendable {
     /// Whether the node proxy binds a listener on each service VIP. Off for a second agent on a machine
     /// whose VIPs another agent already serves (they are the same addresses); DNS is served either way.
     public var serviceListeners: Bool
+    /// The runtime of replicas whose template names none.
+    public var runtime: WorkloadRuntime = .process
+    /// The node's pod network, needed by the netns driver: the bridge `weft0` gets its first address.
+    public var podNetwork: PodNetwork?
+    /// The cluster's VIP block; with the netns driver and a block outside 127.0.0.0/8 it is made local to
+    /// the node, so replicas reach the node proxy's VIP listeners through the bridge.
+    public var serviceBlock: IPv4CIDR?
 
     public init(nodeName: String, nodeAddress: String = "127.0.0.1", stateDirectory: String, logDirectory: String,
                 heartbeatInterval: Duration = .seconds(1), extraPath: [String] = [], labels: [String: String] = [:],

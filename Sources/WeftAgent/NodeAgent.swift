@@ -42,16 +42,28 @@ public struct NodeAgent: ServiceLifecycle.Service {
         }
         let ledger = try ProcessLedger(directory: configuration.stateDirectory, logger: logger)
         await ledger.killLeftovers(grace: .seconds(5))
+        // The netns driver: leftovers of a crashed agent are removed, then the bridge is set up, before
+        // DNS listens on the bridge address and before any replica starts.
+        let (netns, netnsUnavailable) = try await startNetnsDriver()
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let mesh = MeshAuthorization(nodeName: configuration.nodeName, trustDomain: configuration.trustDomain)
         // DNS listens before any replica starts, so each one is told where it is; the tunnel before the
         // first heartbeat, which announces it.
-        let dns: DNSServer?
+        var dns: DNSServer?
+        var podDNS: DNSServer?
         let inbound: TunnelInbound?
         do {
             dns = try await startDNS(group: proxyGroup)
+            if let netns, let settings = configuration.dns {
+                // Replicas in their own namespace ask the bridge address, port 53: resolv.conf names no port.
+                podDNS = try await startDNS(group: proxyGroup, configuration: DNSServerConfiguration(
+                    host: netns.network.gateway.description, port: 53, upstreams: settings.upstreams))
+            }
             inbound = try await startTunnel(group: proxyGroup, tls: tls, mesh: mesh)
         } catch {
+            await dns?.shutdown()
+            await podDNS?.shutdown()
+            await netns?.tearDownNode()
             try? await proxyGroup.shutdownGracefully()
             throw error
         }
@@ -63,12 +75,13 @@ public struct NodeAgent: ServiceLifecycle.Service {
         let context = AgentContext(configuration: configuration, client: client, ports: PortAllocator(host: configuration.nodeAddress),
                                    ledger: ledger, backoff: RestartBackoff(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                                    dnsAddress: dns.map { Self.replicaAddress(of: $0.localAddress, nodeAddress: configuration.nodeAddress) },
+                                   netns: netns, netnsUnavailable: netnsUnavailable, podDNSAddress: podDNS.map { _ in netns!.dnsAddress },
                                    workloads: workloads, identities: identities, logger: logger)
         let supervisor = ReplicaSupervisor(context: context)
         let proxy = NodeProxy(group: proxyGroup, logger: logger, mesh: MeshRouting(
             tunnels: TunnelClient(tls: tls, logger: logger),
             sourceIdentity: { remote, local in workloads.identity(remote: remote, local: local) }))
-        let routing = ServiceRouting(proxy: proxy, dns: dns.map { ($0, try! DNSName(configuration.clusterDomain), configuration.dnsTTL) },
+        let routing = ServiceRouting(proxy: proxy, dns: dns.map { ([$0] + (podDNS.map { [$0] } ?? []), try! DNSName(configuration.clusterDomain), configuration.dnsTTL) },
                                      mesh: mesh, serviceListeners: configuration.serviceListeners, logger: logger)
         let tunnelAddress = inbound?.localAddress.map { Self.replicaAddress(of: $0, nodeAddress: configuration.nodeAddress) }
         await withDiscardingTaskGroup { group in
@@ -79,7 +92,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                         interval: self.configuration.trustRefreshInterval, logger: logger).run()
                 }
             }
-            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound, proxy: proxy) }
+            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound, proxy: proxy, netns: netns != nil) }
             group.addTask { await self.watchReplicas(supervisor) }
             group.addTask { await routing.run(client: self.client) }
             try? await gracefulShutdown()
@@ -91,7 +104,35 @@ public struct NodeAgent: ServiceLifecycle.Service {
         await inbound?.shutdown()
         await proxy.shutdown()
         await dns?.shutdown()
+        await podDNS?.shutdown()
+        await netns?.tearDownNode()
         try? await proxyGroup.shutdownGracefully()
+    }
+
+    /// The node's netns driver with its bridge up, when it has a pod network and can run it; else why
+    /// replicas asking for it cannot run here (they then stay Pending with that reason).
+    private func startNetnsDriver() async throws -> (NetnsDriver?, String?) {
+        guard let network = configuration.podNetwork else {
+            if NetnsDriverSupport.unavailableReason() == nil, let ip = NetnsDriverSupport.findIP() {
+                await NetnsDriver.removeLeftovers(stateDirectory: configuration.stateDirectory, ipPath: ip, logger: logger)
+            }
+            return (nil, "node \(configuration.nodeName) has no pod network; start its agent with --pod-cidr (e.g. 10.244.1.0/24) to run replicas with runtime: netns")
+        }
+        if let reason = NetnsDriverSupport.unavailableReason() {
+            logger.warning("the netns runtime is unavailable; replicas asking for it stay pending", metadata: ["reason": "\(reason)"])
+            return (nil, reason)
+        }
+        let driver = try NetnsDriver(network: network, ipPath: NetnsDriverSupport.findIP()!, serviceBlock: configuration.serviceBlock,
+                                     nodeName: configuration.nodeName, clusterDomain: configuration.clusterDomain,
+                                     stateDirectory: configuration.stateDirectory, logger: logger)
+        try await driver.prepareNode()
+        if driver.serviceBlock == nil {
+            logger.warning("service VIPs are not reachable from netns replicas: the cluster's service CIDR lies in 127.0.0.0/8 (or the server did not say); start weft server with --service-cidr outside it, e.g. 10.96.0.0/16",
+                           metadata: ["serviceBlock": "\(configuration.serviceBlock.map(\.description) ?? "unknown")"])
+        }
+        logger.info("netns runtime ready", metadata: ["bridge": "\(NodeBridge.name)", "podNetwork": "\(network)",
+                                                      "gateway": "\(network.gateway)", "serviceBlock": "\(driver.serviceBlock.map(\.description) ?? "loopback")"])
+        return (driver, nil)
     }
 
     /// The inbound mTLS tunnel port on the node's address, when the node has an identity to present.
@@ -101,12 +142,13 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                              authorize: { mesh.decide($0) }, logger: logger)
     }
 
-    private func startDNS(group: any EventLoopGroup) async throws -> DNSServer? {
-        guard let settings = configuration.dns else { return nil }
+    /// The node's DNS server (`--dns-listen`), or one with other `settings` (the pods' on the bridge).
+    private func startDNS(group: any EventLoopGroup, configuration other: DNSServerConfiguration? = nil) async throws -> DNSServer? {
+        guard let settings = other ?? configuration.dns else { return nil }
         let domain = try DNSName(configuration.clusterDomain)
         let empty = try ClusterZone(clusterDomain: domain, ttl: configuration.dnsTTL, serial: 0, services: [], endpoints: [:])
         let server = try await DNSServer.start(configuration: settings, zone: empty, group: group, logger: logger)
-        dnsListening(server.listeningDescription)
+        if other == nil { dnsListening(server.listeningDescription) }
         return server
     }
 
@@ -122,15 +164,21 @@ public struct NodeAgent: ServiceLifecycle.Service {
     /// The label every node has, with its name as the value.
     public static let nodeNameLabel = "weft.io/node"
 
-    private func nodeObject(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy) -> Node {
+    /// The label (value `true`) of nodes whose agent runs the netns runtime, for `nodeSelector`.
+    public static let netnsLabel = "weft.io/netns"
+
+    private func nodeObject(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy, netns: Bool) -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
         // Every node carries its own name as a label, for nodeSelector (as kubernetes.io/hostname).
-        metadata.labels = configuration.labels.merging([Self.nodeNameLabel: configuration.nodeName]) { given, _ in given }
+        var automatic = [Self.nodeNameLabel: configuration.nodeName]
+        if netns { automatic[Self.netnsLabel] = "true" }
+        metadata.labels = configuration.labels.merging(automatic) { given, _ in given }
         let capacity = configuration.capacity ?? ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
                                                               memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
         var status = NodeStatus(ready: true, addresses: [configuration.nodeAddress], capacity: capacity,
                                 lastHeartbeat: Date().formatted(.iso8601), version: weftVersion,
-                                tunnel: tunnel, tunnelCounters: inbound.map { Self.counters($0.counters()) })
+                                tunnel: tunnel, tunnelCounters: inbound.map { Self.counters($0.counters()) },
+                                runtime: configuration.runtime.rawValue, podCIDR: configuration.podNetwork?.description)
         // What the proxy saw of each version of each HTTP service port: canary analysis reads it.
         let traffic = proxy.trafficSamples()
         status.traffic = traffic.isEmpty ? nil : traffic
@@ -141,10 +189,10 @@ public struct NodeAgent: ServiceLifecycle.Service {
         TunnelCounters(connections: c.connections, handshakeFailures: c.handshakeFailures, streams: c.streams, denied: c.denied, failed: c.failed)
     }
 
-    private func heartbeat(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy) async {
+    private func heartbeat(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy, netns: Bool) async {
         while !Task.isCancelled {
             do {
-                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound, proxy: proxy))
+                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound, proxy: proxy, netns: netns))
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }

@@ -9,14 +9,25 @@ import WeftRuntime
 
 /// Runs one replica on this node for as long as it is assigned here: allocates its ports, starts its
 /// process, probes it, restarts it with backoff when it exits or fails liveness, and reports status.
+///
+/// With the netns driver every start gets a sandbox of its own (namespace, veth, an address from the
+/// pod network), removed when the process exits: a restarted replica comes back at a new address.
 actor ReplicaRunner {
     let key: String
     private(set) var replica: Replica
     private let context: AgentContext
     private let reporter: StatusReporter
+    /// The driver chosen for this replica: its template's `runtime`, else the node's.
+    let runtime: WorkloadRuntime
+    /// The port of each declared port: a host port (process driver) or the port inside the replica's own
+    /// network (netns driver: `containerPort`, else 8080 and up in declaration order).
     private let ports: [String: Int]
+    /// True when `ports` came from the node's port allocator and must be given back.
+    private let portsAllocated: Bool
     private var status: ReplicaStatus
     private var process: ReplicaProcess?
+    /// The running incarnation's network namespace (netns driver).
+    private var sandbox: PodSandbox?
     private var stopping = false
     /// The workload certificate files handed to the process, once acquired.
     private var svid: WorkloadIdentities.Files?
@@ -27,7 +38,20 @@ actor ReplicaRunner {
         self.replica = replica
         self.context = context
         self.reporter = StatusReporter(client: context.client, namespace: replica.namespace, replica: replica.name, logger: context.logger)
+        let runtime = replica.spec.template.runtime.flatMap(WorkloadRuntime.init(rawValue:)) ?? context.configuration.runtime
+        self.runtime = runtime
         var ports: [String: Int] = [:]
+        if runtime == .netns {
+            // The replica has its own address: every port is free, and none is taken from the node.
+            for (index, port) in (replica.spec.template.ports ?? []).enumerated() {
+                ports[port.name] = port.containerPort ?? 8080 + index
+            }
+            self.ports = ports
+            self.portsAllocated = false
+            self.status = ReplicaStatus(phase: .pending, ready: false, address: nil,
+                                        ports: ports.isEmpty ? nil : ports, restarts: replica.status?.restarts ?? 0)
+            return
+        }
         do {
             for port in replica.spec.template.ports ?? [] {
                 if let fixed = port.hostPort {
@@ -45,6 +69,7 @@ actor ReplicaRunner {
             throw error
         }
         self.ports = ports
+        self.portsAllocated = true
         self.status = ReplicaStatus(phase: .pending, ready: false, address: context.configuration.nodeAddress,
                                     ports: ports.isEmpty ? nil : ports, restarts: replica.status?.restarts ?? 0)
     }
@@ -55,19 +80,28 @@ actor ReplicaRunner {
             acquiredSVID = true
             svid = await identities.acquire(namespace: replica.namespace, serviceAccount: serviceAccount)
         }
+        if runtime == .netns, let reason = context.netnsUnavailable {
+            // Not a crash loop: nothing is started until the node can run the driver (an agent restart).
+            publish(.pending, ready: false, message: "cannot run on node \(context.configuration.nodeName): \(reason)")
+            context.logger.warning("replica stays pending", metadata: ["replica": "\(key)", "reason": "\(reason)"])
+            while !stopping { try? await Task.sleep(for: .milliseconds(200)) }
+            return
+        }
         var crashes = 0
         while !stopping {
             let started = ContinuousClock.now
-            guard let process = start() else {
+            guard let process = await start() else {
+                if stopping { break }
                 crashes += 1
                 await backoff(crashes: crashes)
                 continue
             }
             let exit = await supervise(process)
             context.ledger.forget(key)
-            context.workloads.exited(pid: process.pid)
+            context.workloads.exited(pid: process.pid, address: sandbox?.address.description)
             self.process = nil
             if stopping { break }
+            await removeSandbox()
             crashes = context.backoff.crashesAfterExit(previous: crashes, runTime: ContinuousClock.now - started)
             status.restarts += 1
             status.lastExitStatus = exit.description
@@ -86,9 +120,12 @@ actor ReplicaRunner {
             let exit = await process.stop(grace: grace)
             status.lastExitStatus = exit.description
             context.ledger.forget(key)
-            context.workloads.exited(pid: process.pid)
+            context.workloads.exited(pid: process.pid, address: sandbox?.address.description)
         }
-        for port in ports.values { context.ports.release(port) }
+        await removeSandbox()
+        if portsAllocated {
+            for port in ports.values { context.ports.release(port) }
+        }
         if acquiredSVID, let identities = context.identities {
             acquiredSVID = false
             await identities.release(namespace: replica.namespace, serviceAccount: serviceAccount)
@@ -121,21 +158,42 @@ actor ReplicaRunner {
         reporter.report(status)
     }
 
-    private func start() -> ReplicaProcess? {
+    /// The address the replica's ports are reached at: its sandbox's, else the node's.
+    private var replicaAddress: String { sandbox?.address.description ?? context.configuration.nodeAddress }
+
+    /// Deletes the running incarnation's sandbox, if any, and frees its address.
+    private func removeSandbox() async {
+        guard let sandbox, let driver = context.netns else { return }
+        self.sandbox = nil
+        await driver.removeSandbox(sandbox)
+    }
+
+    private func start() async -> ReplicaProcess? {
         let template = replica.spec.template
         do {
             let logDirectory = context.configuration.logDirectory(namespace: replica.namespace)
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             let log = try RotatingLog(directory: logDirectory, replica: replica.name)
-            let process = try ReplicaProcess.start(
-                ProcessSpec(executable: template.command[0], arguments: Array(template.command.dropFirst()) + (template.args ?? []),
-                            environment: environment(), workingDirectory: template.workingDir),
-                log: log, logger: context.logger)
+            if runtime == .netns, sandbox == nil {
+                guard let driver = context.netns else {
+                    throw RuntimeError(code: .driverUnavailable, message: "node \(context.configuration.nodeName) has no netns driver")
+                }
+                sandbox = try await driver.createSandbox(replica: key, namespace: replica.namespace)
+                if stopping {
+                    await removeSandbox()
+                    return nil
+                }
+            }
+            var spec = ProcessSpec(executable: template.command[0], arguments: Array(template.command.dropFirst()) + (template.args ?? []),
+                                   environment: environment(), workingDirectory: template.workingDir)
+            if let sandbox, let driver = context.netns { spec = sandbox.wrap(spec, ip: driver.bridge.ip) }
+            let process = try ReplicaProcess.start(spec, log: log, logger: context.logger)
             self.process = process
             context.ledger.record(key, process.identity)
             if let identity = workloadIdentity {
-                context.workloads.started(pid: process.pid, identity: identity)
+                context.workloads.started(pid: process.pid, identity: identity, address: sandbox?.address.description)
             }
+            status.address = replicaAddress
             status.pid = Int(process.pid)
             status.startedAt = Date().formatted(.iso8601)
             if template.readinessProbe == nil {
@@ -145,6 +203,7 @@ actor ReplicaRunner {
             }
             return process
         } catch {
+            await removeSandbox()
             status.lastExitStatus = nil
             publish(.failing, ready: false, message: "cannot start: \(error)")
             context.logger.warning("cannot start replica", metadata: ["replica": "\(key)", "error": "\(error)"])
@@ -252,8 +311,8 @@ actor ReplicaRunner {
         env["WEFT_NAMESPACE"] = replica.namespace
         env["WEFT_DEPLOYMENT"] = replica.spec.deployment
         env["WEFT_NODE"] = configuration.nodeName
-        env["WEFT_REPLICA_IP"] = configuration.nodeAddress
-        if let dns = context.dnsAddress {
+        env["WEFT_REPLICA_IP"] = replicaAddress
+        if let dns = sandbox != nil ? context.podDNSAddress : context.dnsAddress {
             env["WEFT_DNS"] = dns
             env["WEFT_CLUSTER_DOMAIN"] = configuration.clusterDomain
         }
@@ -280,14 +339,18 @@ actor ReplicaRunner {
 
     private func probeAction(_ probe: Probe) -> ProbeAction {
         let timeout = Duration.seconds(probe.timeout)
-        let host = context.configuration.nodeAddress
+        let host = replicaAddress
         if let http = probe.httpGet {
             return .httpGet(host: host, port: resolve(http.port), path: http.path ?? "/", timeout: timeout)
         }
         if let tcp = probe.tcpSocket {
             return .tcpConnect(host: host, port: resolve(tcp.port), timeout: timeout)
         }
-        return .exec(command: probe.exec?.command ?? ["false"], environment: environment(), timeout: timeout)
+        var command = probe.exec?.command ?? ["false"]
+        if let sandbox, let driver = context.netns {
+            command = [driver.bridge.ip.path, "netns", "exec", sandbox.names.namespace] + command
+        }
+        return .exec(command: command, environment: environment(), timeout: timeout)
     }
 }
 
@@ -301,6 +364,12 @@ struct AgentContext: Sendable {
     let eventLoopGroup: any EventLoopGroup
     /// `host:port` of the node's DNS server, for replicas; nil when it runs none.
     let dnsAddress: String?
+    /// The netns driver, when the node has a pod network and can run it.
+    let netns: NetnsDriver?
+    /// Why replicas asking for the netns driver cannot run here; nil when they can.
+    let netnsUnavailable: String?
+    /// `bridge-address:53`, where replicas in their own namespace reach the node's DNS; nil without DNS.
+    let podDNSAddress: String?
     /// Running replica processes and their identities, for the node proxy.
     let workloads: LocalWorkloads
     /// Workload certificates for replicas; nil when the node has no trust domain.

@@ -14,7 +14,7 @@ import WeftProxy
 /// burst of changes.
 actor ServiceRouting {
     private let proxy: NodeProxy
-    private let dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?
+    private let dns: (servers: [DNSServer], clusterDomain: DNSName, ttl: UInt32)?
     private let mesh: MeshAuthorization
     /// False: the proxy gets no VIP listeners (another agent on this machine serves the VIPs).
     private let serviceListeners: Bool
@@ -29,7 +29,7 @@ actor ServiceRouting {
     private let dirty: AsyncStream<Void>.Continuation
     private let changes: AsyncStream<Void>
 
-    init(proxy: NodeProxy, dns: (server: DNSServer, clusterDomain: DNSName, ttl: UInt32)?, mesh: MeshAuthorization,
+    init(proxy: NodeProxy, dns: (servers: [DNSServer], clusterDomain: DNSName, ttl: UInt32)?, mesh: MeshAuthorization,
          serviceListeners: Bool = true, logger: Logger) {
         self.proxy = proxy
         self.dns = dns
@@ -197,7 +197,7 @@ actor ServiceRouting {
         do {
             let zone = try ClusterZone(clusterDomain: dns.clusterDomain, ttl: dns.ttl, serial: zoneSerial,
                                        services: Array(services.values), endpoints: endpoints)
-            dns.server.update(zone: zone)
+            for server in dns.servers { server.update(zone: zone) }
         } catch {
             logger.error("cannot build the DNS zone", metadata: ["error": "\(error)"])
         }

@@ -70,13 +70,18 @@ public struct ClusterInfo: Codable, Sendable, Hashable {
     public var nodeGraceSeconds: Double
     /// How often agents should renew their heartbeat (a third of the grace, at most 5 s).
     public var heartbeatIntervalSeconds: Double
+    /// The block service VIPs come from (`weft server --service-cidr`); agents running the netns driver
+    /// make it local to their node when it lies outside 127.0.0.0/8.
+    public var serviceCIDR: String?
 
-    public init(certificateAuthority: String, trustDomain: String, clusterDomain: String, nodeGraceSeconds: Double, heartbeatIntervalSeconds: Double) {
+    public init(certificateAuthority: String, trustDomain: String, clusterDomain: String, nodeGraceSeconds: Double, heartbeatIntervalSeconds: Double,
+                serviceCIDR: String? = nil) {
         self.certificateAuthority = certificateAuthority
         self.trustDomain = trustDomain
         self.clusterDomain = clusterDomain
         self.nodeGraceSeconds = nodeGraceSeconds
         self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+        self.serviceCIDR = serviceCIDR
     }
 
     /// The heartbeat interval for a grace: a third of it, between 200 ms and 5 s.

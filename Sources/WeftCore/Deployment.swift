@@ -106,11 +106,15 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     /// The identity the replica's streams carry in the mesh (`spiffe://<domain>/ns/<ns>/sa/<name>`),
     /// which AuthorizationPolicies name; the deployment's name when absent.
     public var serviceAccountName: String?
+    /// How the node runs the replica: `process` (on the node's network, a host port per declared port) or
+    /// `netns` (its own network namespace and IP from the node's pod CIDR); the node's default when absent.
+    public var runtime: String?
 
     public init(command: [String], args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
                 ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
                 resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil,
-                nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil, serviceAccountName: String? = nil) {
+                nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil, serviceAccountName: String? = nil,
+                runtime: String? = nil) {
         self.command = command
         self.args = args
         self.env = env
@@ -123,6 +127,7 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
         self.nodeSelector = nodeSelector
         self.tolerations = tolerations
         self.serviceAccountName = serviceAccountName
+        self.runtime = runtime
     }
 
     public var gracePeriodSeconds: Int { terminationGracePeriodSeconds ?? 30 }

@@ -45,9 +45,14 @@ public struct NodeStatus: Codable, Sendable, Hashable {
     /// What the node proxy saw of each version of each HTTP service port since the agent started
     /// (canary analysis reads it).
     public var traffic: [TrafficSample]?
+    /// The runtime replicas without `runtime` get on this node (`process` or `netns`).
+    public var runtime: String?
+    /// The node's pod network for the netns driver, e.g. `10.244.2.0/24`.
+    public var podCIDR: String?
 
     public init(ready: Bool, addresses: [String]? = nil, capacity: ResourceList? = nil, lastHeartbeat: String? = nil, version: String? = nil,
-                tunnel: String? = nil, tunnelCounters: TunnelCounters? = nil, message: String? = nil) {
+                tunnel: String? = nil, tunnelCounters: TunnelCounters? = nil, message: String? = nil,
+                runtime: String? = nil, podCIDR: String? = nil) {
         self.ready = ready
         self.addresses = addresses
         self.capacity = capacity
@@ -56,6 +61,8 @@ public struct NodeStatus: Codable, Sendable, Hashable {
         self.tunnel = tunnel
         self.tunnelCounters = tunnelCounters
         self.message = message
+        self.runtime = runtime
+        self.podCIDR = podCIDR
     }
 }
 

@@ -337,6 +337,9 @@ public enum Validation {
         if let account = workload.serviceAccountName, let problem = dnsLabelProblem(account) {
             errors.append((path / "serviceAccountName").error(problem))
         }
+        if let runtime = workload.runtime, let problem = WorkloadRuntime.problem(runtime) {
+            errors.append((path / "runtime").error(problem))
+        }
         var portNames = Set<String>()
         var hostPorts = Set<String>()
         for (i, port) in (workload.ports ?? []).enumerated() {

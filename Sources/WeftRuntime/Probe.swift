@@ -185,7 +185,7 @@ private func describeConnectFailure(_ error: any Error, host: String, port: Int,
 }
 
 /// Keeps the first bytes a probe command prints, for the failure reason.
-private final class OutputCapture: Sendable {
+final class OutputCapture: Sendable {
     private let limit: Int
     private let bytes = Mutex<[UInt8]>([])
 

@@ -28,6 +28,10 @@ public struct RuntimeError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let portAllocation = Code("portAllocation")
         /// A system call needed by the runtime failed.
         public static let system = Code("system")
+        /// Setting up or removing a replica's network namespace, veth pair or address failed.
+        public static let network = Code("network")
+        /// The requested workload driver cannot run on this node (not root, `ip` missing, no pod CIDR).
+        public static let driverUnavailable = Code("driverUnavailable")
     }
 
     /// The kind of failure.

@@ -46,6 +46,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @OptionGroup var dnsOptions: DNSOptions
     @OptionGroup var tunnel: TunnelOptions
+    @OptionGroup var runtimeOptions: RuntimeOptions
 
     @Flag(name: .long, help: "Bind no service VIP listeners: this node runs replicas (and takes streams to them) but serves no VIPs. For a second agent on the machine of another one (e.g. next to `weft server`'s own agent): both would otherwise bind the same VIPs.")
     var noServiceListeners = false
@@ -87,13 +88,16 @@ struct AgentCommand: AsyncParsableCommand {
                 if let asked = dnsOptions.clusterDomain, asked != info.clusterDomain {
                     throw ValidationError("--cluster-domain: \"\(asked)\" is not the cluster's (\"\(info.clusterDomain)\"); omit it to use the cluster's")
                 }
-                let agent = AgentConfiguration(
+                var agent = AgentConfiguration(
                     nodeName: node, nodeAddress: nodeIp, stateDirectory: directory,
                     logDirectory: (directory as NSString).appendingPathComponent("logs"),
                     heartbeatInterval: .milliseconds(Int64(info.heartbeatIntervalSeconds * 1000)),
                     extraPath: [Paths.executableDirectory()], labels: try NodeSettingsText.labels(labels),
                     dns: dns, clusterDomain: info.clusterDomain, dnsTTL: dnsOptions.dnsTtl, trustDomain: info.trustDomain,
                     tunnelPort: tunnel.port, capacity: try capacity.map(NodeSettingsText.capacity), serviceListeners: !noServiceListeners)
+                agent.runtime = runtimeOptions.defaultRuntime
+                agent.podNetwork = runtimeOptions.podNetwork
+                agent.serviceBlock = info.serviceCIDR.flatMap(IPv4CIDR.init)
                 let service = NodeAgent(configuration: agent, client: client, logger: logger, dnsListening: { address in
                     FileHandle.standardOutput.write(Data("dns \(address) zone=svc.\(info.clusterDomain)\n".utf8))
                 })

@@ -155,6 +155,7 @@ struct Description {
     mutating func workload(_ spec: WorkloadSpec, serviceAccount: String) {
         field("Command", Self.shellWords(spec.command + (spec.args ?? [])))
         field("Service Account", serviceAccount + (spec.serviceAccountName == nil ? " (the deployment's name)" : ""))
+        field("Runtime", spec.runtime ?? "(the node's default)")
         if let dir = spec.workingDir { field("Working Dir", dir) }
         field("Ports", (spec.ports ?? []).isEmpty ? nil : (spec.ports ?? []).map { port in
             port.name + (port.containerPort.map { " (container port \($0))" } ?? "") + "/\(port.protocol ?? "TCP")"
@@ -249,6 +250,8 @@ struct Description {
         field("Taints", (node.spec?.taints ?? []).isEmpty ? nil
             : (node.spec?.taints ?? []).map { "\($0.key)\($0.value.map { "=\($0)" } ?? ""):\($0.effect)" }.joined(separator: ", "))
         field("Addresses", node.status?.addresses.map { $0.joined(separator: ", ") })
+        field("Runtime", node.status?.runtime)
+        field("Pod CIDR", node.status?.podCIDR)
         field("Capacity", Self.resourceList(node.status?.capacity))
         let usage = NodeUsage.of(nodes: [node], replicas: replicas)[node.name] ?? NodeUsage()
         var allocated = "cpu=\(NodeUsage.cpuText(usage.cpuMillicores)), memory=\(NodeUsage.memoryText(usage.memoryBytes))"

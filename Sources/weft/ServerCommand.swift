@@ -32,7 +32,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Name of this node (default: the host name).")
     var nodeName: String?
 
-    @Option(name: .long, help: "Block of service virtual IPs (IPv4 CIDR, /8 to /30). The default lies in 127.0.0.0/8, which Linux routes to loopback, so the node proxy binds VIPs without root.")
+    @Option(name: .long, help: "Block of service virtual IPs (IPv4 CIDR, /8 to /30). The default lies in 127.0.0.0/8, which Linux routes to loopback, so the node proxy binds VIPs without root. Replicas of the netns runtime cannot reach loopback VIPs: give such a cluster a block outside 127.0.0.0/8 (e.g. 10.96.0.0/16), which netns nodes make local.")
     var serviceCidr: String = Registry.defaultServiceCIDR.description
 
     @OptionGroup var dnsOptions: DNSOptions
@@ -44,6 +44,7 @@ struct ServerCommand: AsyncParsableCommand {
     var svidTtl: Int = 86_400
 
     @OptionGroup var tunnel: TunnelOptions
+    @OptionGroup var runtimeOptions: RuntimeOptions
 
     @Flag(name: .long, help: "Run only the control plane, no local agent.")
     var noAgent = false
@@ -105,7 +106,8 @@ struct ServerCommand: AsyncParsableCommand {
                                        trustDomain: domain, validity: TimeInterval(svidTtl))
         let heartbeat = ClusterInfo.heartbeatInterval(grace: grace)
         let clusterInfo = ClusterInfo(certificateAuthority: pki.caCertificatePEM, trustDomain: domain, clusterDomain: clusterDomain,
-                                      nodeGraceSeconds: nodeGrace, heartbeatIntervalSeconds: Self.seconds(heartbeat))
+                                      nodeGraceSeconds: nodeGrace, heartbeatIntervalSeconds: Self.seconds(heartbeat),
+                                      serviceCIDR: serviceBlock.description)
         let api = try APIServer.make(
             configuration: APIServerConfiguration(host: host, port: port, certificatePath: pki.serverCertificatePath,
                                                   keyPath: pki.serverKeyPath, token: pki.token, clusterInfo: clusterInfo),
@@ -130,11 +132,14 @@ struct ServerCommand: AsyncParsableCommand {
             NodeLifecycleController(registry: registry, grace: grace, logger: Logger(label: "weft.nodes")),
         ]
         if !noAgent {
-            let agent = AgentConfiguration(
+            var agent = AgentConfiguration(
                 nodeName: node, stateDirectory: (dataDirectory as NSString).appendingPathComponent("agent"),
                 logDirectory: logDirectory, heartbeatInterval: heartbeat, extraPath: [Paths.executableDirectory()],
                 dns: dns, clusterDomain: clusterDomain, dnsTTL: dnsOptions.dnsTtl, trustDomain: domain,
                 tunnelPort: tunnel.port)
+            agent.runtime = runtimeOptions.defaultRuntime
+            agent.podNetwork = runtimeOptions.podNetwork
+            agent.serviceBlock = serviceBlock
             services.append(LocalAgent(configuration: agent, adminPath: adminPath, listening: listening, logger: Logger(label: "weft.agent")))
         }
         // Services stop in reverse order: the agent stops its replicas first, the API server last.

@@ -278,6 +278,9 @@ struct DeploymentValidationTests {
         DeploymentRule("serviceAccountName empty", "\(tpl).serviceAccountName", "must not be empty") { $0.spec.template.spec.serviceAccountName = "" },
         DeploymentRule("serviceAccountName upper-case", "\(tpl).serviceAccountName", "\"Web\" is not a valid name") { $0.spec.template.spec.serviceAccountName = "Web" },
         DeploymentRule("serviceAccountName with namespace", "\(tpl).serviceAccountName", "is not a valid name") { $0.spec.template.spec.serviceAccountName = "shop/web" },
+        // runtime: process or netns; oci is not in this version
+        DeploymentRule("runtime oci", "\(tpl).runtime", "not available in this version") { $0.spec.template.spec.runtime = "oci" },
+        DeploymentRule("runtime unknown", "\(tpl).runtime", "must be process or netns, got \"docker\"") { $0.spec.template.spec.runtime = "docker" },
         DeploymentRule("serviceAccountName 64 chars", "\(tpl).serviceAccountName", "must be at most 63 characters") {
             $0.spec.template.spec.serviceAccountName = String(repeating: "s", count: 64)
         },
@@ -342,6 +345,8 @@ struct DeploymentValidationTests {
         DeploymentEdit("grace 0") { $0.spec.template.spec.terminationGracePeriodSeconds = 0 },
         DeploymentEdit("grace 3600") { $0.spec.template.spec.terminationGracePeriodSeconds = 3600 },
         DeploymentEdit("minimal workload") { $0.spec.template.spec = WorkloadSpec(command: ["/bin/app"]) },
+        DeploymentEdit("runtime process") { $0.spec.template.spec.runtime = "process" },
+        DeploymentEdit("runtime netns") { $0.spec.template.spec.runtime = "netns" },
         DeploymentEdit("serviceAccountName") { $0.spec.template.spec.serviceAccountName = "web-frontend" },
         DeploymentEdit("serviceAccountName 63 chars, digit first") { $0.spec.template.spec.serviceAccountName = "1" + String(repeating: "s", count: 62) },
     ]

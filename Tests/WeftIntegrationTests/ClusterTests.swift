@@ -85,6 +85,39 @@ struct ClusterTests {
         }
     }
 
+    @Test("a replica asking for the netns runtime on a node that cannot run it stays Pending with the reason in weft describe, never restarted; runtime: oci is refused")
+    func netnsUnavailable() async throws {
+        try await withWeftServer { server in
+            // The server's own agent has no --pod-cidr (and may not be root): it cannot run netns replicas.
+            let manifest = demoManifest(name: "isolated", replicas: 1, marker: "netns-\(UUID().uuidString.prefix(8))", dataDirectory: server.dataDirectory)
+                .replacingOccurrences(of: "      command: [\"weft-demo\"]\n", with: "      command: [\"weft-demo\"]\n      runtime: netns\n")
+            #expect(manifest.contains("runtime: netns"))
+            let path = try writeTemporaryFile(manifest, in: server.dataDirectory, name: "isolated.yaml")
+            let applied = try await server.cli(["apply", "-f", path])
+            #expect(applied.exit == .exited(0), "\(applied)")
+            var replica: [String: Any] = [:]
+            try await eventually("the replica Pending with a reason") {
+                replica = try await server.items("replicas").first { $0["deployment"] as? String == "isolated" } ?? [:]
+                let name = replica["name"] as? String ?? ""
+                guard replica["phase"] as? String == "Pending", !name.isEmpty else { return false }
+                return try await server.cli(["describe", "replica", name]).stdout.contains("--pod-cidr")
+            }
+            let name = try #require(replica["name"] as? String)
+            try await Task.sleep(for: .seconds(2))
+            let described = try await server.cli(["describe", "replica", name])
+            #expect(described.stdout.contains("Pending") && described.stdout.contains("has no pod network"), "\(described.stdout)")
+            #expect(described.stdout.contains("Runtime:") && described.stdout.contains("netns"), "\(described.stdout)")
+            let later = try #require(try await server.items("replicas").first { $0["name"] as? String == name })
+            #expect(later["restarts"] as? Int == 0 && later["phase"] as? String == "Pending", "\(later)")
+            #expect(later["pid"] is NSNull || later["pid"] == nil, "a process was started: \(later)")
+
+            let oci = try writeTemporaryFile(manifest.replacingOccurrences(of: "runtime: netns", with: "runtime: oci"), in: server.dataDirectory, name: "oci.yaml")
+            let refused = try await server.cli(["apply", "-f", oci])
+            #expect(refused.exit != .exited(0))
+            #expect(refused.stderr.contains("spec.template.spec.runtime") && refused.stderr.contains("not available in this version"), "\(refused)")
+        }
+    }
+
     @Test("an invalid manifest is refused with its field path and nothing is stored")
     func invalidManifest() async throws {
         try await withWeftServer { server in

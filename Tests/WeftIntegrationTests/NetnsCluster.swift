@@ -48,6 +48,10 @@ final class NetnsCluster: @unchecked Sendable {
     let workDirectory: URL
     /// The server's `--node-grace` in seconds.
     let nodeGrace: Int
+    /// Added to `weft server`'s command line.
+    let serverArguments: [String]
+    /// Added to the command line of the agent on each host.
+    let agentArguments: @Sendable (Int) -> [String]
     private let lock = NSLock()
     private var serverProcess: ChildProcess?
     private var agentProcesses: [Int: ChildProcess] = [:]
@@ -56,10 +60,12 @@ final class NetnsCluster: @unchecked Sendable {
     static let controlPlane = 1
     static let apiPort = 7443
 
-    private init(prefix: String, hostCount: Int, nodeGrace: Int) {
+    private init(prefix: String, hostCount: Int, nodeGrace: Int, serverArguments: [String], agentArguments: @escaping @Sendable (Int) -> [String]) {
         self.prefix = prefix
         self.hostCount = hostCount
         self.nodeGrace = nodeGrace
+        self.serverArguments = serverArguments
+        self.agentArguments = agentArguments
         workDirectory = URL(fileURLWithPath: ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
             .appendingPathComponent("weft-netns/\(prefix)")
     }
@@ -83,9 +89,11 @@ final class NetnsCluster: @unchecked Sendable {
 
     /// Creates `agents + 1` hosts, starts the server and joins an agent on every other host, and waits
     /// until every node is Ready.
-    static func start(agents: Int, nodeGrace: Int = 5) async throws -> NetnsCluster {
+    static func start(agents: Int, nodeGrace: Int = 5, serverArguments: [String] = [],
+                      agentArguments: @escaping @Sendable (Int) -> [String] = { _ in [] }) async throws -> NetnsCluster {
         let prefix = "wft-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        let cluster = NetnsCluster(prefix: prefix, hostCount: agents + 1, nodeGrace: nodeGrace)
+        let cluster = NetnsCluster(prefix: prefix, hostCount: agents + 1, nodeGrace: nodeGrace,
+                                   serverArguments: serverArguments, agentArguments: agentArguments)
         do {
             let up = try await cluster.script(["up", String(agents + 1), prefix, "--owner", String(getpid())])
             guard up.exit == .exited(0) else { throw TestSupportError(description: "hosts.sh up failed: \(up)") }
@@ -169,7 +177,7 @@ final class NetnsCluster: @unchecked Sendable {
             "server", "--no-agent", "--data-dir", serverDirectory.path, "--node-name", nodeName(Self.controlPlane),
             "--api-listen", "\(address(Self.controlPlane)):\(Self.apiPort)", "--node-grace", String(nodeGrace),
             "--dns-upstream", "none",
-        ])
+        ] + serverArguments)
     }
 
     /// Starts `weft server` on host 1 and waits for its `ready` line.
@@ -197,6 +205,7 @@ final class NetnsCluster: @unchecked Sendable {
             arguments += ["--server", serverURL, "--token", token]
         }
         if !labels.isEmpty { arguments += ["--labels", labels.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")] }
+        arguments += agentArguments(host)
         let agent = process(on: host, try WeftBuild.executable("weft").path, arguments)
         lock.withLock { agentProcesses[host] = agent }
         try agent.start()
@@ -297,8 +306,10 @@ func enterNetworkNamespace(_ path: String) throws {
 
 /// Runs `body` with a started cluster of `agents` nodes on hosts of their own; always tears it down,
 /// also when `body` throws.
-func withNetnsCluster<R>(agents: Int, nodeGrace: Int = 5, _ body: (NetnsCluster) async throws -> R) async throws -> R {
-    let cluster = try await NetnsCluster.start(agents: agents, nodeGrace: nodeGrace)
+func withNetnsCluster<R>(agents: Int, nodeGrace: Int = 5, serverArguments: [String] = [],
+                         agentArguments: @escaping @Sendable (Int) -> [String] = { _ in [] },
+                         _ body: (NetnsCluster) async throws -> R) async throws -> R {
+    let cluster = try await NetnsCluster.start(agents: agents, nodeGrace: nodeGrace, serverArguments: serverArguments, agentArguments: agentArguments)
     do {
         let result = try await body(cluster)
         await cluster.tearDown(failed: false)

@@ -24,6 +24,8 @@
 #   /etc/netns/PREFIX-hK/resolv.conf            (read by `ip netns exec` only)
 #   /run/weft-netns/PREFIX/                     (the run's record: owner, host count, subnet)
 #   ${TMPDIR:-/tmp}/weft-netns/PREFIX/          (free for the run's data: server and agent directories)
+# `down` also kills the replica processes and removes the replica namespaces that agents of the netns
+# runtime recorded in the work directory (<node>/processes.json, <node>/pod-network.json).
 set -Eeuo pipefail
 
 STATE_ROOT=/run/weft-netns
@@ -71,6 +73,37 @@ kill_namespace_processes() {
   done
 }
 
+# Replicas of the netns runtime live in network namespaces of their own, not the host's: kill the process
+# groups the hosts' agents recorded (<workdir>/<node>/processes.json), if each leader still has its
+# recorded start time (so a reused pid is never hit).
+kill_recorded_replicas() {
+  local ledger entry pid started
+  for ledger in "$(workdir "$1")"/*/processes.json; do
+    [ -f "$ledger" ] || continue
+    for entry in $(grep -oE '\{[^{}]*\}' "$ledger" | tr -d ' ' || true); do
+      pid=$(echo "$entry" | grep -oE '"pid":[0-9]+' | cut -d: -f2 || true)
+      started=$(echo "$entry" | grep -oE '"startTime":[0-9]+' | cut -d: -f2 || true)
+      [ -n "$pid" ] && [ -n "$started" ] || continue
+      if [ "$(start_time "$pid" 2>/dev/null || true)" = "$started" ]; then
+        kill -9 -- "-$pid" 2>/dev/null || true
+      fi
+    done
+  done
+}
+
+# What the agents' netns runtime recorded for its replicas (<workdir>/<node>/pod-network.json): their
+# namespaces' names under /run/netns and /etc/netns. Their interfaces go with the hosts' namespaces.
+remove_recorded_sandboxes() {
+  local book ns
+  for book in "$(workdir "$1")"/*/pod-network.json; do
+    [ -f "$book" ] || continue
+    for ns in $(grep -oE '"weft-[0-9a-f]{10}"' "$book" | tr -d '"' | sort -u || true); do
+      ip netns delete "$ns" 2>/dev/null || rm -f "/run/netns/$ns"
+      rm -rf "/etc/netns/$ns"
+    done
+  done
+}
+
 cmd_down() {
   local prefix=$1 ns
   check_prefix "$prefix"
@@ -78,6 +111,8 @@ cmd_down() {
   for ns in $(namespaces_of "$prefix"); do
     kill_namespace_processes "$ns"
   done
+  kill_recorded_replicas "$prefix"
+  remove_recorded_sandboxes "$prefix"
   # Deleting a host's namespace deletes its veth pair; deleting the switch's deletes the bridge.
   for ns in $(namespaces_of "$prefix"); do
     ip netns delete "$ns" 2>/dev/null || true
