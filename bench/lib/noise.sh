@@ -5,7 +5,10 @@
 # long-running processes), `targets` (for `rotated`) and, for `wait_quiet`, `quiet_wait`, `quiet_for`
 # and `noise_threshold`; `bounded` sets `loadgen` so the script's EXIT trap can stop a running load.
 
-builders() { pgrep -c -x 'swift-(frontend|build|test|driver)|.*PackageTest.*|.*\.xctest' 2>/dev/null || true; }
+# Live build/test processes; a defunct one (state Z, already exited, uses no CPU) does not count.
+builders() {
+    ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 ~ /^(swift-(frontend|build|test|driver)|.*PackageTest.*|.*\.xctest)$/ { n++ } END { print n + 0 }'
+}
 hz=$(getconf CLK_TCK)
 cpu_ticks() { # utime+stime of a process (fields 14 and 15 of /proc/PID/stat, counted after "comm")
     sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
