@@ -121,6 +121,7 @@ extension ClusterTests {
             #expect(tally.errors.isEmpty, "requests failed: \(tally.errors.prefix(3))")
             #expect(tally.count == 10_000)
             let share = Double(tally.count(version: "v2")) / Double(max(tally.count, 1))
+            print("canary at weight 10: \(tally.count(version: "v2")) of \(tally.count) requests (\(String(format: "%.2f", share * 100))%) went to the canary")
             #expect((0.09...0.11).contains(share), "canary share \(share) of \(tally.count) requests, expected 10% ± 1 point")
             #expect(tally.count(version: "v1") + tally.count(version: "v2") == tally.count)
 
@@ -173,6 +174,7 @@ extension ClusterTests {
                 (try await rollout(server, "pay"))["phase"] as? String == "Degraded"
             }
             let abortedAt = load.elapsed
+            print("failing canary: aborted \(String(format: "%.1f", abortedAt - firstCanary)) s after its first answer (interval 2 s × failureLimit 2)")
             // Two 2 s intervals, plus up to one heartbeat (1 s) for the figures to arrive and one interval's
             // alignment: the canary must be gone well before a third failed interval could pass.
             #expect(abortedAt - firstCanary <= 2 * 2 + 3, "aborted \(abortedAt - firstCanary) s after the canary's first answer")
@@ -233,6 +235,7 @@ extension ClusterTests {
             let report = load.lines(.stdout).joined(separator: "\n")
             let requests = report.split(separator: "\n").first { $0.contains("requests in") }
                 .flatMap { Int($0.trimmingCharacters(in: .whitespaces).split(separator: " ")[0]) } ?? 0
+            print("rolling update under wrk:\n\(report)")
             #expect(requests > 1000, "wrk sent \(requests) requests:\n\(report)")
             #expect(!report.contains("Non-2xx or 3xx responses"), "failed requests:\n\(report)")
             #expect(!report.contains("Socket errors"), "failed requests:\n\(report)")
