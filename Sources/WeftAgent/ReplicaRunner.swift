@@ -259,7 +259,8 @@ actor ReplicaRunner {
                 }
                 if success { everPassed = true }
                 // Until a readiness probe first passes, probe every 100 ms: a replica joins its service as
-                // soon as it listens instead of up to a whole period later. Failures then change nothing.
+                // soon as it listens instead of up to a whole period later. `failureThreshold` failures in a
+                // row meanwhile are the first verdict: `Starting` becomes `Running` (not ready).
                 try await Task.sleep(for: liveness || everPassed ? .seconds(probe.period) : min(.milliseconds(100), .seconds(probe.period)))
             }
         } catch {
