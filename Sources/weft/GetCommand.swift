@@ -31,7 +31,7 @@ struct GetCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
-        if allNamespaces && namespace.namespace != nil { throw ValidationError("use either -n or -A, not both") }
+        if allNamespaces && namespace.namespace != nil { throw ValidationError("-n/--namespace and -A/--all-namespaces exclude each other; give one of them") }
     }
 
     func run() async throws {
