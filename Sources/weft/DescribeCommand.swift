@@ -7,7 +7,7 @@ import WeftCore
 struct DescribeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show one object in detail.")
 
-    @Argument(help: "deployment, service, replica, node, endpoints, authorizationpolicy (authz) or peerauthentication (peerauth).")
+    @Argument(help: "deployment, service, replica, node, endpoints, authorizationpolicy (authz), peerauthentication (peerauth), configmap (cm) or secret.")
     var kind: String
 
     @Argument(help: "The object's name.")
@@ -51,6 +51,12 @@ struct DescribeCommand: AsyncParsableCommand {
                 case .peerAuthentication:
                     guard let peerAuthentication = ResourceView.decode(PeerAuthentication.self, object) else { throw unreadable(kind) }
                     out.peerAuthentication(peerAuthentication, now: now)
+                case .configMap:
+                    guard let configMap = ResourceView.decode(ConfigMap.self, object) else { throw unreadable(kind) }
+                    out.configMap(configMap, now: now)
+                case .secret:
+                    guard let secret = ResourceView.decode(Secret.self, object) else { throw unreadable(kind) }
+                    out.secret(secret, now: now)
                 }
                 print(out.text, terminator: "")
             }
@@ -241,6 +247,30 @@ struct Description {
         case nil: meaning = ""
         }
         field("mTLS Mode", peerAuthentication.spec.mtls.mode + meaning)
+    }
+
+    mutating func configMap(_ configMap: ConfigMap, now: Date) {
+        metadata(configMap.metadata, namespaced: true, now: now)
+        section("Data") { out in
+            let data = configMap.data ?? [:]
+            if data.isEmpty { out.lines("<none>") }
+            for (key, value) in data.sorted(by: { $0.key < $1.key }) {
+                out.section(key) { out in out.lines(value.isEmpty ? "\"\"" : value) }
+            }
+        }
+    }
+
+    /// Keys and sizes only: values never reach the terminal.
+    mutating func secret(_ secret: Secret, now: Date) {
+        metadata(secret.metadata, namespaced: true, now: now)
+        field("Type", secret.resolvedType)
+        section("Data") { out in
+            let contents = secret.contents
+            if contents.isEmpty { out.lines("<none>") }
+            for (key, value) in contents.sorted(by: { $0.key < $1.key }) {
+                out.field(key, "\(value.count) bytes")
+            }
+        }
     }
 
     mutating func node(_ node: Node, replicas: [Replica], now: Date) {
