@@ -169,6 +169,29 @@ struct SecretStorageTests {
         // Applying the unchanged deployment keeps the digest (no second rollout).
         let third = try await registry.apply([deployment], namespace: "default")
         #expect(third.map(\.action) == ["unchanged"])
+
+        // A changed Secret rolls it too.
+        let rolledDigest = rolled.spec.template.metadata?.annotations?[ConfigRollout.hashAnnotation]
+        _ = try await registry.apply([try document(#"{"apiVersion":"weft/v1","kind":"Secret","metadata":{"name":"db"},"stringData":{"password":"new"}}"#)],
+                                     namespace: "default")
+        try await eventually("a new config digest after the secret changed") {
+            let annotation = try await current().spec.template.metadata?.annotations?[ConfigRollout.hashAnnotation]
+            return annotation != rolledDigest && annotation != firstDigest
+        }
+
+        // Opted out: the digest goes, and config changes no longer touch the template.
+        var optedOut = deployment
+        if case .object(var members) = optedOut, case .object(var metadata) = members["metadata"] ?? .null {
+            metadata["annotations"] = .object([ConfigRollout.enabledAnnotation: .string("false")])
+            members["metadata"] = .object(metadata)
+            optedOut = .object(members)
+        }
+        _ = try await registry.apply([optedOut], namespace: "default")
+        let quiet = try await current()
+        #expect(quiet.spec.template.metadata?.annotations?[ConfigRollout.hashAnnotation] == nil)
+        _ = try await registry.apply([try configMap("web-config", "hallo")], namespace: "default")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await current().spec.template == quiet.spec.template)
     }
 
     private func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
