@@ -31,10 +31,12 @@ public enum ConfigRollout {
     /// deployment opted out).
     public static func annotated(_ deployment: Deployment, hash: String?) -> ReplicaTemplate {
         var template = deployment.spec.template
-        var annotations = template.metadata?.annotations ?? [:]
-        annotations[hashAnnotation] = isEnabled(deployment) ? hash : nil
-        if template.metadata == nil && annotations.isEmpty { return template }
+        let wanted = isEnabled(deployment) ? hash : nil
+        // A template that needs no change keeps its exact form, so its hash stays what it was.
+        guard template.metadata?.annotations?[hashAnnotation] != wanted else { return template }
         var metadata = template.metadata ?? TemplateMetadata()
+        var annotations = metadata.annotations ?? [:]
+        annotations[hashAnnotation] = wanted
         metadata.annotations = annotations.isEmpty ? nil : annotations
         template.metadata = metadata
         return template

@@ -181,5 +181,9 @@ import Testing
         let plain = validDeployment()
         #expect(ConfigRollout.hash(ConfigReferences(plain.spec.template.spec), digests: [:]) == nil)
         #expect(ConfigRollout.annotated(plain, hash: nil) == plain.spec.template)
+        // An empty annotations map is kept as it is: the template hash of an unrelated deployment never moves.
+        var empty = validDeployment()
+        empty.spec.template.metadata?.annotations = [:]
+        #expect(TemplateHash.of(ConfigRollout.annotated(empty, hash: nil)) == TemplateHash.of(empty.spec.template))
     }
 }
