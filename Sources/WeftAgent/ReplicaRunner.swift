@@ -34,6 +34,8 @@ actor ReplicaRunner {
     private var acquiredSVID = false
     /// The variables from ConfigMaps and Secrets, as read for the running incarnation.
     private var configEnvironment: [String: String] = [:]
+    /// The configuration the last start used, for restarts while the API cannot be reached.
+    private var lastConfig: ReplicaConfig?
 
     init(replica: Replica, context: AgentContext) throws {
         self.key = "\(replica.namespace)/\(replica.name)"
@@ -173,8 +175,9 @@ actor ReplicaRunner {
     }
 
     /// The ConfigMaps and Secrets the replica uses, read afresh for each start. While one it needs is
-    /// missing (or the API cannot be reached) the replica stays Pending with the reason, and it is read
-    /// again every `configRetry`. Nil once stopping.
+    /// missing the replica stays Pending with the reason, and it is read again every `configRetry`. When
+    /// the API cannot be reached, a restart uses what the last start read (static stability); a first
+    /// start waits. Nil once stopping.
     private func awaitConfig() async -> ReplicaConfig? {
         let template = replica.spec.template
         guard !ConfigReferences(template).isEmpty else { return ReplicaConfig() }
@@ -184,10 +187,16 @@ actor ReplicaRunner {
                 // Resolving here reports a missing key before anything starts.
                 configEnvironment = try config.environment(for: template)
                 for volume in template.volumes ?? [] { _ = try config.files(of: volume) }
+                lastConfig = config
                 return config
             } catch let unavailable as ReplicaConfig.Unavailable {
                 waitingForConfig(unavailable.description)
             } catch {
+                if let lastConfig {
+                    context.logger.warning("cannot read configuration; restarting with what the last start read",
+                                           metadata: ["replica": "\(key)", "error": "\(error)"])
+                    return lastConfig
+                }
                 waitingForConfig("cannot read configuration: \(error)")
             }
             try? await Task.sleep(for: context.configuration.configRetry)

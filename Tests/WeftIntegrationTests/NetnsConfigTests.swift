@@ -69,6 +69,15 @@ struct NetnsConfigTests {
             #expect(child.lines(.stdout).joined() == Self.password)
             let shown = try await cluster.cli(["get", "secret", "db", "-o", "yaml"])
             #expect(shown.stdout.contains("<redacted>") && !shown.stdout.contains(Self.password))
+
+            // Static stability: with the control plane down, a crashed replica restarts with the values its
+            // last start read.
+            try await cluster.crashServer()
+            kill(Int32(pid), SIGKILL)
+            try await eventually(timeout: .seconds(30), "the replica restarted without the API, with its secret") {
+                processes(withEnvironment: "DB_PASSWORD=\(Self.password)").contains { $0 != Int32(pid) }
+            }
+            try await cluster.startServer()
         }
     }
 }
