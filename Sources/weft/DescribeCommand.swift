@@ -168,7 +168,22 @@ struct Description {
         }.joined(separator: ", "))
         if let env = spec.env, !env.isEmpty {
             section("Environment") { out in
-                for variable in env { out.field(variable.name, variable.value ?? "") }
+                for variable in env { out.field(variable.name, variable.value ?? Self.source(variable.valueFrom)) }
+            }
+        }
+        if let sources = spec.envFrom, !sources.isEmpty {
+            field("Environment From", sources.map { source in
+                (source.configMapRef.map { "configmap/\($0.name)" } ?? source.secretRef.map { "secret/\($0.name)" } ?? "?")
+                    + (source.prefix.map { " (prefix \($0))" } ?? "")
+            }.joined(separator: ", "))
+        }
+        if let volumes = spec.volumes, !volumes.isEmpty {
+            section("Volumes") { out in
+                for volume in volumes {
+                    let source = volume.configMap.map { "configmap/\($0.name)" } ?? volume.secret.map { "secret/\($0.resolvedName)" } ?? "?"
+                    let mount = spec.volumeMounts?.first { $0.name == volume.name }?.mountPath
+                    out.field(volume.name, source + (mount.map { " at \($0)" } ?? "") + " (WEFT_VOLUME_\(volume.name.uppercased().replacingOccurrences(of: "-", with: "_")))")
+                }
             }
         }
         field("Readiness", spec.readinessProbe.map(Self.probe))
@@ -178,6 +193,13 @@ struct Description {
             field("Limits", Self.resourceList(resources.limits))
         }
         field("Grace Period", "\(spec.gracePeriodSeconds)s")
+    }
+
+    /// `<from configmap/web-config key VERSION>`: where a variable's value comes from, never the value.
+    static func source(_ source: EnvVarSource?) -> String {
+        if let ref = source?.configMapKeyRef { return "<from configmap/\(ref.name) key \(ref.key)\(ref.optional == true ? ", optional" : "")>" }
+        if let ref = source?.secretKeyRef { return "<from secret/\(ref.name) key \(ref.key)\(ref.optional == true ? ", optional" : "")>" }
+        return ""
     }
 
     mutating func replica(_ replica: Replica, now: Date) {

@@ -129,6 +129,10 @@ struct ConfigTests {
             let described = try await server.cli(["describe", "secret", "db"])
             #expect(described.stdout.contains("password:") && described.stdout.contains("\(Self.password.utf8.count) bytes"), "\(described)")
             #expect(!described.stdout.contains(Self.password) && !described.stdout.contains(base64))
+            let deploymentText = try await server.cli(["describe", "deployment", "cfg"])
+            #expect(deploymentText.stdout.contains("<from secret/db key password>") && deploymentText.stdout.contains("configmap/web-config"), "\(deploymentText)")
+            #expect(deploymentText.stdout.contains("secret/db at /run/secrets/db (WEFT_VOLUME_CREDS)"), "\(deploymentText)")
+            #expect(!deploymentText.stdout.contains(Self.password))
             let revealed = try await server.cli(["get", "secret", "db", "-o", "json", "--show-secrets"])
             #expect(revealed.stdout.contains(base64))
 
