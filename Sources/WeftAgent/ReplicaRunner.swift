@@ -32,6 +32,10 @@ actor ReplicaRunner {
     /// The workload certificate files handed to the process, once acquired.
     private var svid: WorkloadIdentities.Files?
     private var acquiredSVID = false
+    /// The variables from ConfigMaps and Secrets, as read for the running incarnation.
+    private var configEnvironment: [String: String] = [:]
+    /// The configuration the last start used, for restarts while the API cannot be reached.
+    private var lastConfig: ReplicaConfig?
 
     init(replica: Replica, context: AgentContext) throws {
         self.key = "\(replica.namespace)/\(replica.name)"
@@ -89,8 +93,9 @@ actor ReplicaRunner {
         }
         var crashes = 0
         while !stopping {
+            guard let config = await awaitConfig() else { break }
             let started = ContinuousClock.now
-            guard let process = await start() else {
+            guard let process = await start(config: config) else {
                 if stopping { break }
                 crashes += 1
                 await backoff(crashes: crashes)
@@ -123,6 +128,7 @@ actor ReplicaRunner {
             context.workloads.exited(pid: process.pid, address: sandbox?.address.description)
         }
         await removeSandbox()
+        context.volumes.remove(namespace: replica.namespace, replica: replica.name)
         if portsAllocated {
             for port in ports.values { context.ports.release(port) }
         }
@@ -168,9 +174,46 @@ actor ReplicaRunner {
         await driver.removeSandbox(sandbox)
     }
 
-    private func start() async -> ReplicaProcess? {
+    /// The ConfigMaps and Secrets the replica uses, read afresh for each start. While one it needs is
+    /// missing the replica stays Pending with the reason, and it is read again every `configRetry`. When
+    /// the API cannot be reached, a restart uses what the last start read (static stability); a first
+    /// start waits. Nil once stopping.
+    private func awaitConfig() async -> ReplicaConfig? {
+        let template = replica.spec.template
+        guard !ConfigReferences(template).isEmpty else { return ReplicaConfig() }
+        while !stopping {
+            do {
+                let config = try await ConfigVolumes.fetch(template, namespace: replica.namespace, client: context.client)
+                // Resolving here reports a missing key before anything starts.
+                configEnvironment = try config.environment(for: template)
+                for volume in template.volumes ?? [] { _ = try config.files(of: volume) }
+                lastConfig = config
+                return config
+            } catch let unavailable as ReplicaConfig.Unavailable {
+                waitingForConfig(unavailable.description)
+            } catch {
+                if let lastConfig {
+                    context.logger.warning("cannot read configuration; restarting with what the last start read",
+                                           metadata: ["replica": "\(key)", "error": "\(error)"])
+                    return lastConfig
+                }
+                waitingForConfig("cannot read configuration: \(error)")
+            }
+            try? await Task.sleep(for: context.configuration.configRetry)
+        }
+        return nil
+    }
+
+    private func waitingForConfig(_ reason: String) {
+        guard status.phase != .pending || status.message != reason else { return }
+        context.logger.warning("replica waits for its configuration", metadata: ["replica": "\(key)", "reason": "\(reason)"])
+        publish(.pending, ready: false, message: reason)
+    }
+
+    private func start(config: ReplicaConfig) async -> ReplicaProcess? {
         let template = replica.spec.template
         do {
+            try context.volumes.materialise(replica, config: config)
             let logDirectory = context.configuration.logDirectory(namespace: replica.namespace)
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             let log = try RotatingLog(directory: logDirectory, replica: replica.name)
@@ -300,7 +343,10 @@ actor ReplicaRunner {
         let inherited = ProcessInfo.processInfo.environment
         env["PATH"] = (configuration.extraPath + [inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]).joined(separator: ":")
         for name in ["HOME", "LANG", "TZ", "TMPDIR"] { env[name] = inherited[name] }
-        for variable in replica.spec.template.env ?? [] { env[variable.name] = variable.value ?? "" }
+        // envFrom and valueFrom, then literal values: `env` wins over `envFrom`, as in Kubernetes.
+        env.merge(configEnvironment) { _, new in new }
+        for variable in replica.spec.template.env ?? [] where variable.valueFrom == nil { env[variable.name] = variable.value ?? "" }
+        env.merge(context.volumes.environment(of: replica)) { _, new in new }
         let declared = replica.spec.template.ports ?? []
         if let first = declared.first, let port = ports[first.name] { env["PORT"] = String(port) }
         for port in declared {
@@ -375,5 +421,7 @@ struct AgentContext: Sendable {
     let workloads: LocalWorkloads
     /// Workload certificates for replicas; nil when the node has no trust domain.
     let identities: WorkloadIdentities?
+    /// The files of replicas' ConfigMap and Secret volumes.
+    let volumes: ConfigVolumes
     let logger: Logger
 }

@@ -109,12 +109,21 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     /// How the node runs the replica: `process` (on the node's network, a host port per declared port) or
     /// `netns` (its own network namespace and IP from the node's pod CIDR); the node's default when absent.
     public var runtime: String?
+    /// Every key of a ConfigMap or Secret as environment variables.
+    public var envFrom: [EnvFromSource]?
+    /// ConfigMaps and Secrets materialised as directories of files, one file per key.
+    public var volumes: [Volume]?
+    /// Where the replica sees each volume.
+    public var volumeMounts: [VolumeMount]?
 
     public init(command: [String], args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
                 ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
                 resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil,
                 nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil, serviceAccountName: String? = nil,
-                runtime: String? = nil) {
+                runtime: String? = nil, envFrom: [EnvFromSource]? = nil, volumes: [Volume]? = nil, volumeMounts: [VolumeMount]? = nil) {
+        self.envFrom = envFrom
+        self.volumes = volumes
+        self.volumeMounts = volumeMounts
         self.command = command
         self.args = args
         self.env = env
@@ -136,13 +145,16 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     public func serviceAccount(deployment: String) -> String { serviceAccountName ?? deployment }
 }
 
+/// One environment variable: a literal `value`, or `valueFrom` a key of a ConfigMap or Secret.
 public struct EnvVar: Codable, Sendable, Hashable {
     public var name: String
     public var value: String?
+    public var valueFrom: EnvVarSource?
 
-    public init(name: String, value: String?) {
+    public init(name: String, value: String?, valueFrom: EnvVarSource? = nil) {
         self.name = name
         self.value = value
+        self.valueFrom = valueFrom
     }
 }
 
