@@ -78,6 +78,11 @@ struct HTTP1ParserTests {
         #expect(try request("GET / HTTP/1.0\r\n\r\n").get().keepAlive == false)
         #expect(try request("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").get().keepAlive == true)
         #expect(try request("GET / HTTP/1.1\r\nConnection: keep-alive, CLOSE\r\n\r\n").get().keepAlive == false)
+        // Keep-alive alone may pass as the proxy's own option; close or a named field must be dropped.
+        let keepAlive = try response("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").get()
+        #expect(!keepAlive.hasHopByHopFields && keepAlive.hasConnectionField)
+        #expect(try response("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").get().hasHopByHopFields)
+        #expect(try response("HTTP/1.1 200 OK\r\nConnection: keep-alive, x\r\nContent-Length: 0\r\n\r\n").get().hasHopByHopFields)
         #expect(try request("GET / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").get().expectsContinue)
     }
 
@@ -136,6 +141,9 @@ struct HTTP1ParserTests {
         #expect(try request(text).get().hasHopByHopFields)
         #expect(try kept(text) == "Host: a\r\nTransfer-Encoding: chunked\r\nX-Keep: 2\r\n")
         #expect(try kept(text, droppingTransferEncoding: true) == "Host: a\r\nX-Keep: 2\r\n")
+        // Naming a framing field in Connection does not remove it (the next hop would frame the body differently).
+        #expect(try kept("POST / HTTP/1.1\r\nConnection: content-length, transfer-encoding\r\nContent-Length: 2\r\n\r\n")
+            == "Content-Length: 2\r\n")
         let both = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n"
         #expect(try kept(both, isRequest: false) == "Transfer-Encoding: chunked\r\nX: y\r\n")
     }

@@ -201,4 +201,19 @@ struct HTTPHandlerTests {
         try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
         #expect(proxy.upstream !== first)
     }
+
+    @Test func aKeepAliveOnlyConnectionFieldPassesUnchangedUnlessTheClientLeaves() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        _ = try proxy.written(proxy.upstream!)
+        let response = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\na"
+        try proxy.fromUpstream(response)
+        #expect(try proxy.written(proxy.client) == response)
+        // A client that asked to close gets close instead of the backend's keep-alive.
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n")
+        #expect(try proxy.written(proxy.upstream!) == "GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        try proxy.fromUpstream(response)
+        #expect(try proxy.written(proxy.client) == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nconnection: close\r\n\r\na")
+        #expect(!proxy.client.isActive)
+    }
 }

@@ -38,8 +38,11 @@ public struct HTTP1Head: Sendable, Equatable {
     public var keepAlive = true
     /// Whether the head has a hop-by-hop field (RFC 9110 §7.6.1) other than Transfer-Encoding, a field a
     /// `Connection` header names, or a Content-Length beside chunked coding: forwarding it needs
-    /// `keptFieldLines`.
+    /// `keptFieldLines`. A `Connection` field whose only option is keep-alive does not count: a proxy
+    /// that keeps the next hop's connection alive too may forward it as its own option (§7.6.1).
     public var hasHopByHopFields = false
+    /// Whether the head has a `Connection` field (which a rebuilt head replaces with its own).
+    public var hasConnectionField = false
     /// `Expect: 100-continue` (requests).
     public var expectsContinue = false
 
@@ -170,7 +173,7 @@ public enum HTTP1Parser {
     public static func keptFieldLines(_ bytes: UnsafeRawBufferPointer, _ head: HTTP1Head,
                                       droppingTransferEncoding: Bool = false) -> [Range<Int>] {
         var named: [[UInt8]] = []
-        var lines: [(range: Range<Int>, name: Range<Int>, drop: Bool)] = []
+        var lines: [(range: Range<Int>, name: Range<Int>, drop: Bool, framing: Bool)] = []
         forEachField(bytes, from: head.startLineEnd, to: head.length) { line, name, value in
             let kind = FieldKind(bytes, name)
             var drop = kind == .hopByHop || (kind == .contentLength && head.framing == .chunked)
@@ -183,10 +186,13 @@ public enum HTTP1Parser {
                 }
                 drop = true
             }
-            lines.append((line, name, drop))
+            // A field that frames the body stays even when `Connection` names it: dropping it would
+            // make the next hop frame the message differently from this one (request smuggling).
+            lines.append((line, name, drop, kind == .contentLength || kind == .transferEncoding))
         }
         return lines.compactMap { line in
             if line.drop { return nil }
+            if line.framing { return line.range }
             let name = bytes[line.name].map { $0 | (isUpper($0) ? 0x20 : 0) }
             return named.contains(name) ? nil : line.range
         }
@@ -238,12 +244,13 @@ public enum HTTP1Parser {
                 forEachToken(bytes, value) { last = $0 }
                 if let last { chunked = equalsLowercase(bytes, last, "chunked") }
             case .connection:
-                head.hasHopByHopFields = true
+                head.hasConnectionField = true
                 forEachToken(bytes, value) { token in
-                    if equalsLowercase(bytes, token, "close") {
-                        close = true
-                    } else if equalsLowercase(bytes, token, "keep-alive") {
+                    if equalsLowercase(bytes, token, "keep-alive") {
                         keepAliveToken = true
+                    } else {
+                        if equalsLowercase(bytes, token, "close") { close = true }
+                        head.hasHopByHopFields = true
                     }
                 }
             case .expect:
