@@ -90,6 +90,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var upstreamReusable = false
 
     private var pendingRead = false
+    /// Request body bytes were written to the upstream connection since its last flush.
+    private var upstreamUnflushed = false
     private var handlingInbound = false
     private var inputClosed = false
     private var active = false
@@ -208,6 +210,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case .awaitingResponse, .responding:
             guard let upstream else { return }
             bodySent = true
+            upstreamUnflushed = true
             upstream.write(body)
         case .idle, .closed:
             break  // the rest of a request the proxy already answered
@@ -218,6 +221,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         requestEnded = true
         switch phase {
         case .awaitingResponse, .responding:
+            upstreamUnflushed = false
             upstream?.flush()
         case .connecting, .idle, .closed:
             break
@@ -237,7 +241,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        upstream?.flush()
+        if upstreamUnflushed {
+            upstreamUnflushed = false
+            upstream?.flush()
+        }
         context.fireChannelReadComplete()
     }
 
@@ -525,7 +532,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.writeAndFlush(wrapOutboundOut(HeadForwarding.forward(bytes, head, minorVersion: 1)), promise: nil)
     }
 
-    func upstreamResponseHead(_ response: HTTP1Head, bytes: ByteBuffer) {
+    func upstreamResponseHead(_ response: HTTP1Head, bytes: ByteBuffer, whole: ByteBuffer?) {
         guard case .awaitingResponse = phase, let context, let backend else { return }
         responseDeadline = nil
         let latency = NIODeadline.now() - attemptStarted
@@ -548,9 +555,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if response.framing == .untilClose || decode { closeAfterResponse = true }
         if decode { upstream?.decodeChunks() }
         phase = .responding
+        let addingClose = closesAfterResponse
+        if let whole, HeadForwarding.passesUnchanged(response, minorVersion: clientMinorVersion, addingClose: addingClose) {
+            // Head and body in one write.
+            context.write(wrapOutboundOut(whole), promise: nil)
+            return
+        }
         context.write(wrapOutboundOut(HeadForwarding.forward(
-            bytes, response, minorVersion: clientMinorVersion, addingClose: closesAfterResponse,
+            bytes, response, minorVersion: clientMinorVersion, addingClose: addingClose,
             droppingTransferEncoding: decode)), promise: nil)
+        if let whole {
+            context.write(wrapOutboundOut(whole.getSlice(at: whole.readerIndex + bytes.readableBytes, length: whole.readableBytes - bytes.readableBytes)!), promise: nil)
+        }
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {

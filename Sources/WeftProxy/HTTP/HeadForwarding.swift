@@ -10,7 +10,7 @@ enum HeadForwarding {
     /// keep-alive` alone passes unchanged when nothing else changes: it is this proxy's option too.
     static func forward(_ raw: ByteBuffer, _ head: HTTP1Head, minorVersion: Int, addingClose: Bool = false,
                         droppingTransferEncoding: Bool = false) -> ByteBuffer {
-        if !head.hasHopByHopFields, head.minorVersion == minorVersion, head.start == 0, !addingClose, !droppingTransferEncoding {
+        if passesUnchanged(head, minorVersion: minorVersion, addingClose: addingClose, droppingTransferEncoding: droppingTransferEncoding) {
             return raw
         }
         return raw.withUnsafeReadableBytes { p in
@@ -29,5 +29,12 @@ enum HeadForwarding {
             out.writeStaticString("\r\n")
             return out
         }
+    }
+
+    /// Whether `forward` returns the head as it is.
+    static func passesUnchanged(_ head: HTTP1Head, minorVersion: Int, addingClose: Bool = false,
+                                droppingTransferEncoding: Bool = false) -> Bool {
+        !head.hasHopByHopFields && head.minorVersion == minorVersion && head.start == 0 && !addingClose
+            && !droppingTransferEncoding
     }
 }

@@ -122,7 +122,10 @@ extension UpstreamPool: Sendable {}
 protocol UpstreamDelegate: AnyObject {
     /// An interim (1xx) response; the final one follows.
     func upstreamInterimResponse(_ head: HTTP1Head, bytes: ByteBuffer)
-    func upstreamResponseHead(_ head: HTTP1Head, bytes: ByteBuffer)
+    /// The final response's head. When `whole` is given it holds the head and then the whole body,
+    /// contiguous (a length-framed response that arrived in one read): the exchange writes all of it,
+    /// and the response ends right after.
+    func upstreamResponseHead(_ head: HTTP1Head, bytes: ByteBuffer, whole: ByteBuffer?)
     /// Bytes of the response body: as they arrived, or only the payload of a chunked body when the
     /// exchange asked for it decoded.
     func upstreamResponseBody(_ body: ByteBuffer)
@@ -246,6 +249,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
                     inbound = bytes
                     return
                 }
+                let headStart = bytes.readerIndex
                 let raw = bytes.readSlice(length: end)!
                 guard case .success(let head) = raw.withUnsafeReadableBytes({ HTTP1Parser.parseResponse($0, requestMethod: requestMethod) }),
                       head.status != 101, let delegate
@@ -256,9 +260,19 @@ final class UpstreamConnection: ChannelDuplexHandler {
                     continue
                 }
                 state = .body(HTTP1BodyReader(head.framing))
-                delegate.upstreamResponseHead(head, bytes: raw)
+                // A whole length-framed body in this read goes on in one buffer with its head.
+                var whole: ByteBuffer?
+                if case .length(let length) = head.framing, !decodingChunks, bytes.readableBytes >= length {
+                    whole = bytes.getSlice(at: headStart, length: end + length)
+                }
+                delegate.upstreamResponseHead(head, bytes: raw, whole: whole)
                 guard self.delegate != nil else { return }  // the exchange let go of this connection (a retry)
-                if head.framing == .none { finishResponse(leftover: bytes.readableBytes) }
+                if let whole {
+                    bytes.moveReaderIndex(forwardBy: whole.readableBytes - end)
+                    finishResponse(leftover: bytes.readableBytes)
+                } else if head.framing == .none {
+                    finishResponse(leftover: bytes.readableBytes)
+                }
             case .body(var reader):
                 let taken: Int
                 do {
