@@ -89,7 +89,10 @@ public struct TemplateMetadata: Codable, Sendable, Hashable {
 
 /// What one replica runs: a process with its arguments, environment, ports, probes and resources.
 public struct WorkloadSpec: Codable, Sendable, Hashable {
-    public var command: [String]
+    /// The program and its leading arguments. Required, except with `runtime: oci` and an `image`, whose
+    /// entrypoint it then overrides (Kubernetes semantics).
+    public var command: [String]?
+    /// Arguments after `command`; with an image and no `command`, they replace the image's `Cmd`.
     public var args: [String]?
     public var env: [EnvVar]?
     public var workingDir: String?
@@ -109,12 +112,18 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     /// How the node runs the replica: `process` (on the node's network, a host port per declared port) or
     /// `netns` (its own network namespace and IP from the node's pod CIDR); the node's default when absent.
     public var runtime: String?
+    /// `runtime: oci`: an image imported on the node with `weft image import`, `NAME[:TAG]` (tag `latest`).
+    public var image: String?
+    /// `runtime: oci`: an absolute path on the node to a root filesystem directory, instead of `image`.
+    public var rootfs: String?
+    /// `runtime: oci`: the user and group the replica's process runs as.
+    public var securityContext: SecurityContext?
 
-    public init(command: [String], args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
+    public init(command: [String]?, args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
                 ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
                 resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil,
                 nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil, serviceAccountName: String? = nil,
-                runtime: String? = nil) {
+                runtime: String? = nil, image: String? = nil, rootfs: String? = nil, securityContext: SecurityContext? = nil) {
         self.command = command
         self.args = args
         self.env = env
@@ -128,12 +137,26 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
         self.tolerations = tolerations
         self.serviceAccountName = serviceAccountName
         self.runtime = runtime
+        self.image = image
+        self.rootfs = rootfs
+        self.securityContext = securityContext
     }
 
     public var gracePeriodSeconds: Int { terminationGracePeriodSeconds ?? 30 }
 
     /// `serviceAccountName`, or `deployment` (the name of the deployment the template belongs to).
     public func serviceAccount(deployment: String) -> String { serviceAccountName ?? deployment }
+}
+
+/// Who a container's process runs as (`runtime: oci`); the image's `User`, else root, when absent.
+public struct SecurityContext: Codable, Sendable, Hashable {
+    public var runAsUser: Int?
+    public var runAsGroup: Int?
+
+    public init(runAsUser: Int? = nil, runAsGroup: Int? = nil) {
+        self.runAsUser = runAsUser
+        self.runAsGroup = runAsGroup
+    }
 }
 
 public struct EnvVar: Codable, Sendable, Hashable {

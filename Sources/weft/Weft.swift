@@ -20,6 +20,7 @@ struct Weft: AsyncParsableCommand {
             ProxyCommand.self,
             CACommand.self,
             RolloutCommand.self,
+            ImageCommand.self,
         ]
     )
 }
