@@ -206,7 +206,11 @@ final class NetnsCluster: @unchecked Sendable {
         }
         if !labels.isEmpty { arguments += ["--labels", labels.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")] }
         arguments += agentArguments(host)
-        let agent = process(on: host, try WeftBuild.executable("weft").path, arguments)
+        // `ip netns exec` mounts a sysfs of the host's network namespace over /sys, which hides the machine's
+        // cgroup hierarchies; a real host has them (the oci runtime needs them), so they are bound back.
+        let cgroups = "/proc/\(getpid())/root/sys/fs/cgroup"
+        let agent = process(on: host, "/bin/sh", ["-c", "mount --rbind \(cgroups) /sys/fs/cgroup 2>/dev/null; exec \"$0\" \"$@\"",
+                                                  try WeftBuild.executable("weft").path] + arguments)
         lock.withLock { agentProcesses[host] = agent }
         try agent.start()
         try await agent.waitForLine(startingWith: "ready ", timeout: .seconds(60))
