@@ -65,8 +65,7 @@ public struct ContainerConfig: Sendable, Hashable {
         let process = OCIRuntimeSpec.Process(
             user: .init(uid: user, gid: group), args: arguments,
             env: environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }, cwd: workingDirectory,
-            capabilities: .init(bounding: capabilities, effective: capabilities, permitted: capabilities),
-            rlimits: [.init(type: "RLIMIT_NOFILE", hard: 65536, soft: 65536)])
+            capabilities: .init(bounding: capabilities, effective: capabilities, permitted: capabilities))
         var mounts: [OCIRuntimeSpec.Mount] = [
             .init(destination: "/proc", type: "proc", source: "proc"),
             .init(destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
@@ -126,7 +125,7 @@ public struct OCIRuntimeSpec: Codable, Sendable, Hashable {
         public var env: [String]
         public var cwd: String
         public var capabilities: Capabilities
-        public var rlimits: [Rlimit]
+        // No rlimits: the container keeps the agent's (raising a hard limit needs CAP_SYS_RESOURCE).
         public var noNewPrivileges = true
     }
 
@@ -139,12 +138,6 @@ public struct OCIRuntimeSpec: Codable, Sendable, Hashable {
         public var bounding: [String]
         public var effective: [String]
         public var permitted: [String]
-    }
-
-    public struct Rlimit: Codable, Sendable, Hashable {
-        public var type: String
-        public var hard: UInt64
-        public var soft: UInt64
     }
 
     public struct Root: Codable, Sendable, Hashable {
