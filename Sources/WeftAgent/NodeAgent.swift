@@ -100,6 +100,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
             group.cancelAll()
         }
         await supervisor.stopAll()
+        oci?.tearDownNode()
         await identities?.stop()
         logger.info("agent stopped its replicas")
         await inbound?.shutdown()

@@ -62,6 +62,16 @@ final class OCIDriver: Sendable {
         }
     }
 
+    /// Removes this node's cgroup, and `/weft` when no other node's remains (agent shutdown, after every
+    /// replica stopped).
+    func tearDownNode() {
+        let failed = ReplicaCgroup.remove(path: cgroupParent, version: cgroupVersion)
+        if !failed.isEmpty {
+            logger.warning("cannot remove the node's cgroups", metadata: ["cgroups": "\(failed)"])
+        }
+        _ = ReplicaCgroup.remove(path: "/weft", version: cgroupVersion, onlyIfEmpty: true)
+    }
+
     /// The process that runs container `id` from `bundle` in the foreground: its output is the
     /// container's, its exit status the container's (128 + n for signal n), and SIGTERM is forwarded.
     func runSpec(id: String) -> ProcessSpec {

@@ -140,7 +140,7 @@ public final class ReplicaCgroup: Sendable {
 
     /// Removes `path` and the empty directories below it from every hierarchy of `root`.
     @discardableResult
-    public static func remove(path: String, version: CgroupVersion = .current(), root: String = "/sys/fs/cgroup") -> [String] {
+    public static func remove(path: String, version: CgroupVersion = .current(), root: String = "/sys/fs/cgroup", onlyIfEmpty: Bool = false) -> [String] {
         let bases: [String]
         if version == .v2 {
             bases = [root]
@@ -157,6 +157,7 @@ public final class ReplicaCgroup: Sendable {
                 var isDirectory: ObjCBool = false
                 return FileManager.default.fileExists(atPath: "\(top)/\(child)", isDirectory: &isDirectory) && isDirectory.boolValue
             }
+            if onlyIfEmpty && !children.isEmpty { continue }
             for child in children.sorted(by: { $0.count > $1.count }) { rmdir("\(top)/\(child)") }
             if rmdir(top) != 0 && errno != ENOENT { failed.append(top) }
         }

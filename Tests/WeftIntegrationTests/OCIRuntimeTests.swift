@@ -216,7 +216,25 @@ struct OCIRuntimeTests {
             }
             #expect(try await cluster.cli(["delete", "deployment", "hungry"]).exit == .exited(0))
 
-            // 6. Stopping the agents deletes every container, bundle and cgroup they made.
+            // 6. The agent on host 3 crashes (SIGKILL; runc and its containers live on): the next one deletes
+            // the containers it finds in its runc root before running its replicas again in new ones.
+            let onHost3 = try await cluster.items("replicas").filter { $0["node"] as? String == cluster.nodeName(3) && $0["ready"] as? Bool == true }
+            let crashedPIDs = onHost3.compactMap { $0["pid"] as? Int }.map(Int32.init)
+            #expect(!crashedPIDs.isEmpty, "nothing ran on host3")
+            let agent3 = try #require(cluster.agent(3))
+            agent3.send(SIGKILL)
+            _ = try await agent3.waitForExit(timeout: .seconds(10))
+            #expect(crashedPIDs.allSatisfy { isAlive($0) }, "containers outlive their agent")
+            try await cluster.startAgent(3)
+            try await eventually(timeout: .seconds(30), "the crashed agent's containers are gone") { crashedPIDs.allSatisfy { !isAlive($0) } }
+            try await eventually(timeout: .seconds(45), "host3's shop replicas Ready in new containers") {
+                let items = try await cluster.items("replicas").filter { $0["node"] as? String == cluster.nodeName(3) && Self.tiers[$0["deployment"] as? String ?? ""] != nil }
+                return !items.isEmpty && items.allSatisfy { item in
+                    item["ready"] as? Bool == true && (item["pid"] as? Int).map { !crashedPIDs.contains(Int32($0)) } == true
+                }
+            }
+
+            // 7. Stopping the agents deletes every container, bundle and cgroup they made.
             for host in cluster.nodeHosts {
                 let agent = try #require(cluster.agent(host))
                 agent.send(SIGTERM)
@@ -224,8 +242,7 @@ struct OCIRuntimeTests {
                 let runcRoot = cluster.agentDirectory(host).appendingPathComponent("oci/runc").path
                 let left = try await cluster.run(on: host, OCISupport.runc!, ["--root", runcRoot, "list", "-q"])
                 #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "containers left on host\(host): \(left)")
-                let cgroups = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/memory/weft/\(cluster.nodeName(host))")) ?? []
-                #expect(!cgroups.contains { $0.hasPrefix("default_") }, "replica cgroups left on host\(host): \(cgroups)")
+                #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/weft/\(cluster.nodeName(host))"), "host\(host)'s cgroups remain")
             }
         }
     }
