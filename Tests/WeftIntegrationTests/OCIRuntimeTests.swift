@@ -47,7 +47,7 @@ struct OCIRuntimeTests {
         try ["catalog", "cart", "frontend", "policy"].map { tier in
             let text = try String(contentsOf: Self.shopDirectory.appendingPathComponent("\(tier).yaml"), encoding: .utf8)
             let container = tier == "frontend"
-                ? "      runtime: oci\n      rootfs: \(rootfs)\n      command: [\"/usr/local/bin/weft-demo\"]"
+                ? "      runtime: oci\n      rootfs: \(rootfs)\n      command: [\"/usr/local/bin/weft-demo\"]\n      securityContext: {runAsUser: 65534, runAsGroup: 65534}"
                 : "      runtime: oci\n      image: shop/demo:1\n      resources:\n        limits:\n          cpu: 500m\n          memory: 256Mi"
             return text.replacingOccurrences(of: "      command: [\"weft-demo\"]", with: container)
                 .replacingOccurrences(of: "      resources:\n        requests:\n          cpu: 100m\n          memory: 32Mi\n", with: "")
@@ -118,10 +118,14 @@ struct OCIRuntimeTests {
                 #expect(cgroups.contains("/weft/\(item["node"] as? String ?? "")/"), "\(item["name"] ?? ""): \(cgroups)")
                 let motd = try? String(contentsOfFile: "/proc/\(pid)/root/etc/motd", encoding: .utf8)
                 let obsolete = FileManager.default.fileExists(atPath: "/proc/\(pid)/root/etc/obsolete")
+                let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+                let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }.map { String($0.split(separator: "\t")[1]) }
                 if item["deployment"] as? String == "frontend" {
                     #expect(motd == nil && obsolete, "the frontend runs from the rootfs directory")
+                    #expect(uid == "65534", "securityContext.runAsUser: \(uid ?? "?")")
                 } else {
                     #expect(motd == "built by build-image.sh\n" && !obsolete, "the image's second layer applies its file and its whiteout")
+                    #expect(uid == "0", "the image names no user: root, got \(uid ?? "?")")
                     // resources.limits: cpu 500m is a 50 ms quota per 100 ms; memory 256Mi on the replica's cgroup.
                     let line = try #require(cgroups.split(separator: "\n").first { $0.contains(":cpu,") || $0.hasSuffix(":cpu") || $0.contains(":cpu:") })
                     let path = String(line.split(separator: ":", maxSplits: 2)[2])

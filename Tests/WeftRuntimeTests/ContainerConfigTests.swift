@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeftCore
 @testable import WeftRuntime
 
 @Suite("runc config.json of the oci driver")
@@ -90,5 +91,42 @@ struct ContainerConfigTests {
         FileManager.default.createFile(atPath: root + "/memory/memory.limit_in_bytes", contents: Data())
         #expect(CgroupVersion.current(root: root) == .v1)
         #expect(OCIDriverSupport.missingControllers(version: .v1, root: root) == ["cpu"])
+    }
+}
+
+@Suite("What a container runs: user, environment, exit status")
+struct ContainerProcessTests {
+    private func rootfs() throws -> String {
+        let root = NSTemporaryDirectory() + "weft-rootfs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        try "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/srv:/bin/sh\n".write(toFile: root + "/etc/passwd", atomically: true, encoding: .utf8)
+        try "root:x:0:\nstaff:x:50:\n".write(toFile: root + "/etc/group", atomically: true, encoding: .utf8)
+        return root
+    }
+
+    @Test func userFromImageAndSecurityContext() throws {
+        let root = try rootfs()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try ContainerProcess.user(image: nil, securityContext: nil, rootfs: root) == (0, 0))
+        #expect(try ContainerProcess.user(image: "app", securityContext: nil, rootfs: root) == (1000, 1001))
+        #expect(try ContainerProcess.user(image: "app:staff", securityContext: nil, rootfs: root) == (1000, 50))
+        #expect(try ContainerProcess.user(image: "1000", securityContext: nil, rootfs: root) == (1000, 1001))
+        #expect(try ContainerProcess.user(image: "42:7", securityContext: nil, rootfs: root) == (42, 7))
+        #expect(try ContainerProcess.user(image: "app", securityContext: SecurityContext(runAsUser: 65534), rootfs: root) == (65534, 1001))
+        #expect(try ContainerProcess.user(image: nil, securityContext: SecurityContext(runAsUser: 5, runAsGroup: 6), rootfs: root) == (5, 6))
+        #expect(throws: RuntimeError.self) { try ContainerProcess.user(image: "nobody-here", securityContext: nil, rootfs: root) }
+        #expect(throws: RuntimeError.self) { try ContainerProcess.user(image: "app:nogroup", securityContext: nil, rootfs: root) }
+    }
+
+    @Test func imageEnvironmentHasADefaultPath() {
+        #expect(ContainerProcess.imageEnvironment(nil) == ["PATH": ContainerProcess.defaultPath])
+        #expect(ContainerProcess.imageEnvironment(["PATH=/bin", "A=b=c", "EMPTY="]) == ["PATH": "/bin", "A": "b=c", "EMPTY": ""])
+    }
+
+    @Test func runcExitStatusIsTheContainers() {
+        #expect(ContainerProcess.containerExit(.exited(137)) == .signaled(9))
+        #expect(ContainerProcess.containerExit(.exited(143)) == .signaled(15))
+        #expect(ContainerProcess.containerExit(.exited(3)) == .exited(3))
+        #expect(ContainerProcess.containerExit(.signaled(9)) == .signaled(9))
     }
 }

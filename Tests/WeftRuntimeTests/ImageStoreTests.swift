@@ -123,6 +123,26 @@ struct ImageStoreTests {
         }
     }
 
+    @Test func aDockerSaveDirectoryImportsWithItsRepoTag() async throws {
+        let scratch = try Scratch()
+        let directory = scratch.sub("docker")
+        let layerTar = try layer(["bin/tool": "t"], in: scratch, name: "d", gzip: false)
+        try FileManager.default.createDirectory(atPath: directory + "/0123abcd", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: layerTar, toPath: directory + "/0123abcd/layer.tar")
+        let config = Data(#"{"config":{"Cmd":["/bin/tool"]}}"#.utf8)
+        let configName = String(ImageStore.digest(of: config).dropFirst(7)) + ".json"
+        try config.write(to: URL(fileURLWithPath: directory + "/" + configName))
+        try #"[{"Config":"\#(configName)","RepoTags":["tools/t:3"],"Layers":["0123abcd/layer.tar"]}]"#
+            .write(toFile: directory + "/manifest.json", atomically: true, encoding: .utf8)
+        let store = ImageStore(directory: scratch.sub("store"))
+        let image = try #require(try await store.importImages(from: directory).first)
+        #expect(image.name == "tools/t:3" && image.config.cmd == ["/bin/tool"])
+        #expect(try String(contentsOfFile: store.rootfs(manifestDigest: image.manifestDigest) + "/bin/tool", encoding: .utf8) == "t")
+        // A config whose content no longer matches the digest in its name is refused.
+        try Data(#"{"config":{}}"#.utf8).write(to: URL(fileURLWithPath: directory + "/" + configName))
+        await #expect(throws: RuntimeError.self) { try await store.importImages(from: directory, name: ImageReference("tools/t:4")) }
+    }
+
     @Test func aWhiteoutBelowASymlinkDeletesNothingOutside() throws {
         let scratch = try Scratch()
         let root = scratch.sub("root"), outside = scratch.sub("outside")
