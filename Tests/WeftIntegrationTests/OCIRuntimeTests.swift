@@ -200,7 +200,29 @@ struct OCIRuntimeTests {
                     spec:
                       runtime: oci
                       image: shop/missing:2
+                ---
+                apiVersion: weft/v1
+                kind: Deployment
+                metadata:
+                  name: probed
+                spec:
+                  template:
+                    metadata:
+                      labels:
+                        app: probed
+                    spec:
+                      runtime: oci
+                      image: shop/demo:1
+                      readinessProbe:
+                        exec:
+                          command: ["/bin/sh", "-c", "test -f /etc/motd && test ! -e /etc/obsolete"]
+                        periodSeconds: 1
+                      terminationGracePeriodSeconds: 1
                 """, name: "hungry.yaml")
+            // An exec probe runs inside the container (runc exec): it sees the image's files.
+            try await eventually(timeout: .seconds(30), "the exec-probed container Ready") {
+                try await cluster.items("replicas").contains { $0["deployment"] as? String == "probed" && $0["ready"] as? Bool == true }
+            }
             var hungry: [String: Any] = [:]
             try await eventually(timeout: .seconds(60), "the hungry replica OOMKilled and restarted") {
                 hungry = try await cluster.items("replicas").first { $0["deployment"] as? String == "hungry" } ?? [:]
