@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// libFuzzer target over WeftCore's DNS wire codec. Built and run by run.sh; see README.md.
+// libFuzzer targets over WeftCore's DNS wire codec and HTTP/1.1 framing. Built and run by run.sh; see README.md.
 import PackageDescription
 
 let package = Package(
@@ -12,6 +12,10 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "DNSParserFuzzer",
+            dependencies: [.product(name: "WeftCore", package: "weft")]
+        ),
+        .executableTarget(
+            name: "HTTP1ParserFuzzer",
             dependencies: [.product(name: "WeftCore", package: "weft")]
         ),
     ]

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds DNSParserFuzzer (release, libFuzzer + AddressSanitizer) and fuzzes WeftCore's DNS codec for a
-# bounded time over a copy of the seed corpus. Exits non-zero when libFuzzer finds a crash, a timeout or
-# an out-of-memory input; the input stays in fuzz/out/crashes/ and its path and hex are printed.
+# Builds a fuzz target (release, libFuzzer + AddressSanitizer) and fuzzes it for a bounded time over a
+# copy of its seed corpus: DNSParserFuzzer (WeftCore's DNS codec, the default) or HTTP1ParserFuzzer
+# (WeftCore's HTTP/1.1 framing, which the proxy's http listeners run). Exits non-zero when libFuzzer
+# finds a crash, a timeout or an out-of-memory input; the input stays in fuzz/out/TARGET/crashes/ and
+# its path and hex are printed.
 #
-#   fuzz/run.sh [--seconds N] [--jobs N] [--skip-build] [-- extra libFuzzer flags]
+#   fuzz/run.sh [--target dns|http] [--seconds N] [--jobs N] [--skip-build] [-- extra libFuzzer flags]
 #
 # --seconds  how long each job fuzzes (default 60)
 # --jobs     parallel fuzzing processes sharing the corpus (default 1)
@@ -16,17 +18,24 @@ fuzz_dir=$(pwd)
 seconds=60
 jobs=1
 build=1
+target=dns
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
+    --target) target=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --skip-build) build=0; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$target" in
+  dns) product=DNSParserFuzzer corpus="$fuzz_dir/corpus" dict="$fuzz_dir/dns.dict" ;;
+  http) product=HTTP1ParserFuzzer corpus="$fuzz_dir/corpus-http" dict="$fuzz_dir/http.dict" ;;
+  *) echo "run.sh: --target takes dns or http" >&2; exit 2 ;;
+esac
 case "$seconds$jobs" in *[!0-9]*) echo "run.sh: --seconds and --jobs take whole numbers" >&2; exit 2 ;; esac
 
 if ! command -v swift >/dev/null && [ -x /opt/swift/usr/bin/swift ]; then
@@ -40,16 +49,16 @@ if [ "$build" = 1 ]; then
   # sanitizers themselves go in as one combined flag: given `--sanitize=fuzzer --sanitize=address`, the
   # Swift 6.3 driver keeps only the last one, and the code gets no coverage instrumentation.
   swift build -c release --package-path "$fuzz_dir" --scratch-path "$scratch" \
-    --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address --product DNSParserFuzzer
-  echo "run.sh: built DNSParserFuzzer in $(( $(date +%s) - start ))s"
+    --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address --product "$product"
+  echo "run.sh: built $product in $(( $(date +%s) - start ))s"
 fi
-fuzzer="$(swift build -c release --package-path "$fuzz_dir" --scratch-path "$scratch" --show-bin-path)/DNSParserFuzzer"
+fuzzer="$(swift build -c release --package-path "$fuzz_dir" --scratch-path "$scratch" --show-bin-path)/$product"
 [ -x "$fuzzer" ] || { echo "run.sh: $fuzzer is missing; run without --skip-build" >&2; exit 1; }
 
 # The working corpus keeps what earlier runs found; the seeds are copied in on every run.
-out="$fuzz_dir/out"
+out="$fuzz_dir/out/$target"
 mkdir -p "$out/corpus" "$out/crashes" "$out/logs"
-cp "$fuzz_dir"/corpus/* "$out/corpus/"
+cp "$corpus"/* "$out/corpus/"
 marker="$out/logs/.started"
 touch "$marker"
 
@@ -58,7 +67,7 @@ export SWIFT_BACKTRACE=enable=no
 
 flags=(
   -max_len=65535 -timeout=5 -rss_limit_mb=2048 -max_total_time="$seconds"
-  -dict="$fuzz_dir/dns.dict" -artifact_prefix="$out/crashes/" -print_final_stats=1
+  -dict="$dict" -artifact_prefix="$out/crashes/" -print_final_stats=1
 )
 echo "run.sh: fuzzing for ${seconds}s with $jobs job(s); corpus $out/corpus"
 status=0

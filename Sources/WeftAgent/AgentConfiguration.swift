@@ -36,6 +36,8 @@ public struct AgentConfiguration: Sendable {
     /// How long a ready replica that is being deleted keeps running before SIGTERM: it has already left its
     /// services' endpoints, and this gives every node proxy time to stop sending it new requests.
     public var drainDelay: Duration = .seconds(1)
+    /// How often a replica waiting for a missing ConfigMap or Secret reads it again.
+    public var configRetry: Duration = .seconds(2)
     /// The capacity the node registers; nil: the machine's processors and memory.
     public var capacity: ResourceList?
     /// Whether the node proxy binds a listener on each service VIP. Off for a second agent on a machine

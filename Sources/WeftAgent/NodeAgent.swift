@@ -42,6 +42,8 @@ public struct NodeAgent: ServiceLifecycle.Service {
         }
         let ledger = try ProcessLedger(directory: configuration.stateDirectory, logger: logger)
         await ledger.killLeftovers(grace: .seconds(5))
+        let volumes = ConfigVolumes(stateDirectory: configuration.stateDirectory)
+        volumes.removeAll()
         // The netns driver: leftovers of a crashed agent are removed, then the bridge is set up, before
         // DNS listens on the bridge address and before any replica starts.
         let (netns, netnsUnavailable) = try await startNetnsDriver()
@@ -77,7 +79,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                    ledger: ledger, backoff: RestartBackoff(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                                    dnsAddress: dns.map { Self.replicaAddress(of: $0.localAddress, nodeAddress: configuration.nodeAddress) },
                                    netns: netns, netnsUnavailable: netnsUnavailable, oci: oci, ociUnavailable: ociUnavailable, podDNSAddress: podDNS.map { _ in netns!.dnsAddress },
-                                   workloads: workloads, identities: identities, logger: logger)
+                                   workloads: workloads, identities: identities, volumes: volumes, logger: logger)
         let supervisor = ReplicaSupervisor(context: context)
         let proxy = NodeProxy(group: proxyGroup, logger: logger, mesh: MeshRouting(
             tunnels: TunnelClient(tls: tls, logger: logger),

@@ -37,6 +37,10 @@ actor ReplicaRunner {
     /// The workload certificate files handed to the process, once acquired.
     private var svid: WorkloadIdentities.Files?
     private var acquiredSVID = false
+    /// The variables from ConfigMaps and Secrets, as read for the running incarnation.
+    private var configEnvironment: [String: String] = [:]
+    /// The configuration the last start used, for restarts while the API cannot be reached.
+    private var lastConfig: ReplicaConfig?
 
     init(replica: Replica, context: AgentContext) throws {
         self.key = "\(replica.namespace)/\(replica.name)"
@@ -109,8 +113,9 @@ actor ReplicaRunner {
                 try? await Task.sleep(for: .seconds(1))
                 continue
             }
+            guard let config = await awaitConfig() else { break }
             let started = ContinuousClock.now
-            guard let process = await start() else {
+            guard let process = await start(config: config) else {
                 if stopping { break }
                 crashes += 1
                 await backoff(crashes: crashes)
@@ -148,6 +153,7 @@ actor ReplicaRunner {
             cgroup = nil
         }
         await removeSandbox()
+        context.volumes.remove(namespace: replica.namespace, replica: replica.name)
         if portsAllocated {
             for port in ports.values { context.ports.release(port) }
         }
@@ -193,9 +199,46 @@ actor ReplicaRunner {
         await driver.removeSandbox(sandbox)
     }
 
-    private func start() async -> ReplicaProcess? {
+    /// The ConfigMaps and Secrets the replica uses, read afresh for each start. While one it needs is
+    /// missing the replica stays Pending with the reason, and it is read again every `configRetry`. When
+    /// the API cannot be reached, a restart uses what the last start read (static stability); a first
+    /// start waits. Nil once stopping.
+    private func awaitConfig() async -> ReplicaConfig? {
+        let template = replica.spec.template
+        guard !ConfigReferences(template).isEmpty else { return ReplicaConfig() }
+        while !stopping {
+            do {
+                let config = try await ConfigVolumes.fetch(template, namespace: replica.namespace, client: context.client)
+                // Resolving here reports a missing key before anything starts.
+                configEnvironment = try config.environment(for: template)
+                for volume in template.volumes ?? [] { _ = try config.files(of: volume) }
+                lastConfig = config
+                return config
+            } catch let unavailable as ReplicaConfig.Unavailable {
+                waitingForConfig(unavailable.description)
+            } catch {
+                if let lastConfig {
+                    context.logger.warning("cannot read configuration; restarting with what the last start read",
+                                           metadata: ["replica": "\(key)", "error": "\(error)"])
+                    return lastConfig
+                }
+                waitingForConfig("cannot read configuration: \(error)")
+            }
+            try? await Task.sleep(for: context.configuration.configRetry)
+        }
+        return nil
+    }
+
+    private func waitingForConfig(_ reason: String) {
+        guard status.phase != .pending || status.message != reason else { return }
+        context.logger.warning("replica waits for its configuration", metadata: ["replica": "\(key)", "reason": "\(reason)"])
+        publish(.pending, ready: false, message: reason)
+    }
+
+    private func start(config: ReplicaConfig) async -> ReplicaProcess? {
         let template = replica.spec.template
         do {
+            try context.volumes.materialise(replica, config: config)
             let logDirectory = context.configuration.logDirectory(namespace: replica.namespace)
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             let log = try RotatingLog(directory: logDirectory, replica: replica.name)
@@ -294,7 +337,8 @@ actor ReplicaRunner {
                 }
                 if success { everPassed = true }
                 // Until a readiness probe first passes, probe every 100 ms: a replica joins its service as
-                // soon as it listens instead of up to a whole period later. Failures then change nothing.
+                // soon as it listens instead of up to a whole period later. `failureThreshold` failures in a
+                // row meanwhile are the first verdict: `Starting` becomes `Running` (not ready).
                 try await Task.sleep(for: liveness || everPassed ? .seconds(probe.period) : min(.milliseconds(100), .seconds(probe.period)))
             }
         } catch {
@@ -373,13 +417,21 @@ actor ReplicaRunner {
             cgroup = try ReplicaCgroup(path: driver.cgroupPath(id), memoryLimit: limit, version: driver.cgroupVersion)
         }
         let user = try ContainerProcess.user(image: imageConfig.user, securityContext: template.securityContext, rootfs: rootfs)
-        var mounts = volumeMounts()
+        var mounts: [ContainerMount] = []
+        var environment = environment(base: ContainerProcess.imageEnvironment(imageConfig.env))
+        for volume in context.volumes.volumes(of: replica) {
+            // A volume appears at its mountPath, else at its directory's path on the node; WEFT_VOLUME_<NAME>
+            // names where the container sees it.
+            let path = volume.mountPath ?? volume.hostDirectory
+            mounts.append(ContainerMount(hostPath: volume.hostDirectory, containerPath: path, readOnly: volume.readOnly))
+            environment["WEFT_VOLUME_" + volume.name.uppercased().replacingOccurrences(of: "-", with: "_")] = path
+        }
         if let svid {
             // The workload certificate files appear at the paths WEFT_SVID_* name.
             mounts.append(ContainerMount(hostPath: svid.directory, containerPath: svid.directory))
         }
         let config = ContainerConfig(
-            arguments: arguments, environment: environment(base: ContainerProcess.imageEnvironment(imageConfig.env)),
+            arguments: arguments, environment: environment,
             workingDirectory: template.workingDir ?? imageConfig.workingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
             user: user.uid, group: user.gid, hostname: replica.name, rootfs: rootfs,
             networkNamespace: "/run/netns/\(sandbox.names.namespace)",
@@ -389,9 +441,6 @@ actor ReplicaRunner {
         try await driver.writeBundle(id: id, config: config)
         return driver.runSpec(id: id)
     }
-
-    /// Host directories mounted into the container. Volumes (configs, secrets) are wired here.
-    private func volumeMounts() -> [ContainerMount] { [] }
 
     /// After `runc run` ended: the container's exit status, why it ended (`OOMKilled` when its cgroup
     /// saw an OOM kill), and the container deleted.
@@ -419,7 +468,10 @@ actor ReplicaRunner {
             env["PATH"] = (configuration.extraPath + [inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]).joined(separator: ":")
             for name in ["HOME", "LANG", "TZ", "TMPDIR"] { env[name] = inherited[name] }
         }
-        for variable in replica.spec.template.env ?? [] { env[variable.name] = variable.value ?? "" }
+        // envFrom and valueFrom, then literal values: `env` wins over `envFrom`, as in Kubernetes.
+        env.merge(configEnvironment) { _, new in new }
+        for variable in replica.spec.template.env ?? [] where variable.valueFrom == nil { env[variable.name] = variable.value ?? "" }
+        env.merge(context.volumes.environment(of: replica)) { _, new in new }
         let declared = replica.spec.template.ports ?? []
         if let first = declared.first, let port = ports[first.name] { env["PORT"] = String(port) }
         for port in declared {
@@ -500,5 +552,7 @@ struct AgentContext: Sendable {
     let workloads: LocalWorkloads
     /// Workload certificates for replicas; nil when the node has no trust domain.
     let identities: WorkloadIdentities?
+    /// The files of replicas' ConfigMap and Secret volumes.
+    let volumes: ConfigVolumes
     let logger: Logger
 }

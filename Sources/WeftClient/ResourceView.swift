@@ -14,6 +14,8 @@ public enum ResourceView {
         case .endpoints: columns = ["NAME", "ENDPOINTS", "AGE"]
         case .authorizationPolicy: columns = ["NAME", "SERVICE", "RULES", "AGE"]
         case .peerAuthentication: columns = ["NAME", "MODE", "AGE"]
+        case .configMap: columns = ["NAME", "DATA", "AGE"]
+        case .secret: columns = ["NAME", "TYPE", "DATA", "AGE"]
         }
         return showsNamespace(kind, allNamespaces) ? ["NAMESPACE"] + columns : columns
     }
@@ -53,6 +55,11 @@ public enum ResourceView {
             cells = [metadata.name, spec?.service ?? "?", spec.map { $0.allow.isEmpty ? "0 (deny all)" : "\($0.allow.count)" } ?? "?", age]
         case .peerAuthentication:
             cells = [metadata.name, decode(PeerAuthentication.self, object)?.spec.mtls.mode ?? "?", age]
+        case .configMap:
+            cells = [metadata.name, "\(object["data"]?.objectValue?.count ?? 0)", age]
+        case .secret:
+            // Never a value: only the type and how many keys.
+            cells = [metadata.name, object["type"]?.stringValue ?? Secret.defaultType, "\(object["data"]?.objectValue?.count ?? 0)", age]
         }
         if showsNamespace(kind, allNamespaces) { cells.insert(metadata.namespace ?? defaultNamespace, at: 0) }
         return cells
@@ -128,6 +135,8 @@ public enum ResourceView {
             fields["rules"] = spec.map { int($0.allow.count) } ?? .null
         case .peerAuthentication:
             fields["mode"] = optional(decode(PeerAuthentication.self, object)?.spec.mtls.mode)
+        case .configMap, .secret:
+            fields["keys"] = .array((object["data"]?.objectValue ?? [:]).keys.sorted().map(JSONValue.string))
         }
         return fields
     }
@@ -137,6 +146,21 @@ public enum ResourceView {
         guard case .object(var members) = object else { return object }
         for (key, value) in flatFields(kind, object) where members[key] == nil {
             members[key] = value
+        }
+        return .object(members)
+    }
+
+    /// What a Secret's values are replaced with when they are not asked for.
+    public static let redactedValue = "<redacted>"
+
+    /// `object` with every value of a Secret's `data` (and `stringData`) replaced by ``redactedValue``;
+    /// other kinds unchanged.
+    public static func redacted(_ kind: ResourceKind, _ object: JSONValue) -> JSONValue {
+        guard kind == .secret, case .object(var members) = object else { return object }
+        for field in ["data", "stringData"] {
+            if let values = members[field]?.objectValue {
+                members[field] = .object(values.mapValues { _ in .string(redactedValue) })
+            }
         }
         return .object(members)
     }

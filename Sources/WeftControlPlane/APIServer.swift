@@ -37,7 +37,7 @@ public struct APIServerConfiguration: Sendable {
 /// The request context of the API: Hummingbird's core storage and who sent the request.
 public struct APIRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// Set by the authentication middleware before any `/api/v1` handler runs.
+    /// Set by the authentication middleware before any handler but the two open ones runs.
     public var principal: Principal
 
     public init(source: ApplicationRequestContextSource) {
@@ -79,13 +79,17 @@ public enum APIServer {
                            signer: CertificateSigner?, enrollment: NodeEnrollment?, logger: Logger) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ErrorMiddleware())
+        // The only open routes. A router middleware wraps the routes added after it and every request that
+        // matches no route, so these two are registered before authentication, and a client without a
+        // credential gets 401 for every other path and method — it cannot tell which routes exist.
         router.get("healthz") { _, _ in "ok\n" }
-        // Before any credential: a joining agent checks this CA against its token's pin.
+        // Before any credential: a joining agent checks this CA against its token's pin. Public data only.
         router.get("api/v1/cluster-info") { _, _ in
             guard let info = configuration.clusterInfo else { throw APIFailure(code: 404, message: "this server does not take joining nodes") }
             return try JSONResponse.make(info)
         }
-        let api = router.group("api/v1").add(middleware: AuthenticationMiddleware(token: configuration.token, enrollment: enrollment))
+        router.add(middleware: AuthenticationMiddleware(token: configuration.token, enrollment: enrollment))
+        let api = router.group("api/v1")
         let routes = Routes(registry: registry, logs: logs, signer: signer, enrollment: enrollment, logger: logger)
         routes.register(on: api)
         return router

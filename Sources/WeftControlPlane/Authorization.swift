@@ -48,6 +48,11 @@ enum AccessPolicy {
                 return .deny(code: 403, message: "\(principal) may not \(route): join tokens are managed with the admin credentials (admin.yaml)")
             }
             switch (method, path.count) {
+            case ("GET", 4) where path[0] == "namespaces" && path[2] == ResourceKind.secret.plural:
+                // Only Secrets that replicas assigned to this node use (``Principal/mayRead(secret:)``).
+                return .checkObject
+            case ("GET", _) where path.last == Substring(ResourceKind.secret.plural):
+                return .deny(code: 403, message: "\(principal) may not list or watch Secrets; it reads one at a time those its replicas use")
             case ("GET", _):
                 return .allow
             case ("PUT", 2) where path[0] == "nodes":

@@ -72,9 +72,38 @@ public struct DeploymentController: ServiceLifecycle.Service {
             return try await registry.typedList(Replica.self, namespace: nil)
                 .filter { $0.object.spec.node.isEmpty || (change.lostReadiness && $0.object.spec.node == name) }
                 .map { Key(namespace: $0.object.namespace, name: $0.object.spec.deployment) }
+        case ResourceKind.configMap.rawValue, ResourceKind.secret.rawValue:
+            // The deployments that use it recompute their template's config digest.
+            let name = event.object.key.name
+            let isConfigMap = event.object.key.kind == ResourceKind.configMap.rawValue
+            return try await registry.typedList(Deployment.self, namespace: event.object.key.namespace)
+                .filter { entry in
+                    let references = ConfigReferences(entry.object.spec.template.spec)
+                    return (isConfigMap ? references.configMaps[name] : references.secrets[name]) != nil
+                }
+                .map { Key(namespace: $0.object.namespace, name: $0.object.name) }
         default:
             return []
         }
+    }
+
+    /// Brings the template's config digest (``ConfigRollout``) up to date; true when it wrote the
+    /// deployment, whose change then queues it again.
+    private func refreshConfigHash(_ deployment: Deployment, stored: StoredObject) async throws -> Bool {
+        let hash = try await registry.configHash(deployment.spec.template.spec, namespace: deployment.namespace)
+        let template = ConfigRollout.annotated(deployment, hash: hash)
+        guard template != deployment.spec.template else { return false }
+        var updated = deployment
+        updated.spec.template = template
+        updated.metadata.generation = (deployment.metadata.generation ?? 1) + 1
+        do {
+            try await registry.store.commit([.update(stored.key, try ResourceCodec.encode(updated), ifRevision: stored.revision)])
+            logger.info("configuration changed; rolling the deployment", metadata: [
+                "deployment": "\(deployment.namespace)/\(deployment.name)", "configHash": "\(hash ?? "none")"])
+        } catch let error as StoreError where error.code == .conflict || error.code == .notFound {
+            // The change that beat this write queues the deployment again.
+        }
+        return true
     }
 
     func reconcile(_ key: Key, timers: WakeTimers<Key>) async throws {
@@ -86,6 +115,7 @@ public struct DeploymentController: ServiceLifecycle.Service {
             }
             return
         }
+        if try await refreshConfigHash(deployment, stored: storedDeployment) { return }
         let nodes = try await registry.typedList(Node.self, namespace: nil).map(\.object)
         let readyNodes = Set(nodes.filter { $0.status?.ready == true }.map(\.name))
         let knownNodes = Set(nodes.map(\.name))

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import WeftCore
+import WeftPKI
 import WeftStore
 
 /// The API's operations on cluster objects: validation, defaulting and server-managed fields over the
@@ -16,10 +17,16 @@ public struct Registry: Sendable {
     /// interface, so the node proxy binds them without root.
     public static let defaultServiceCIDR = IPv4CIDR("127.10.0.0/16")!
 
-    /// `serviceCIDR` nil leaves VIP services without an address (no proxying).
-    public init(store: any ObjectStore, serviceCIDR: IPv4CIDR? = Registry.defaultServiceCIDR, logger: Logger) {
-        self.store = store
+    /// Encrypts Secrets at rest and keys the digests of config contents; nil (tests) stores Secrets as
+    /// they are.
+    let secretsKey: SecretsKey?
+
+    /// `serviceCIDR` nil leaves VIP services without an address (no proxying). With `secretsKey`, Secrets
+    /// are kept encrypted in `store` (``SecretEncryptingStore``); `store` is then the decrypting view.
+    public init(store: any ObjectStore, serviceCIDR: IPv4CIDR? = Registry.defaultServiceCIDR, secretsKey: SecretsKey? = nil, logger: Logger) {
+        self.store = secretsKey.map { SecretEncryptingStore(base: store, key: $0) } ?? store
         self.serviceIPs = serviceCIDR.map(ServiceIPAllocator.init(block:))
+        self.secretsKey = secretsKey
         self.logger = logger
     }
 
@@ -77,8 +84,9 @@ public struct Registry: Sendable {
             var writes: [Write] = []
             var outcomes: [ApplyOutcome] = []
             var reservedIPs = Set<String>()
+            let appliedConfigs = Self.configContents(of: objects, namespace: namespace)
             for object in objects {
-                let (objectWrites, action) = try await prepare(object, reservedIPs: &reservedIPs)
+                let (objectWrites, action) = try await prepare(object, reservedIPs: &reservedIPs, appliedConfigs: appliedConfigs)
                 writes += objectWrites
                 outcomes.append(ApplyOutcome(kind: object.kind.rawValue, namespace: object.metadata.namespace ?? namespace,
                                              name: object.metadata.name, action: action))
@@ -88,9 +96,13 @@ public struct Registry: Sendable {
         }
     }
 
-    private func prepare(_ object: AppliedObject, reservedIPs: inout Set<String>) async throws -> ([Write], String) {
+    private func prepare(_ object: AppliedObject, reservedIPs: inout Set<String>, appliedConfigs: [ObjectKey: [String: Data]]) async throws -> ([Write], String) {
         switch object {
-        case .deployment(let deployment):
+        case .deployment(var deployment):
+            // The digest of the configuration it uses as of this apply, so applying a ConfigMap together
+            // with its deployment rolls once.
+            let hash = try await configHash(deployment.spec.template.spec, namespace: deployment.namespace, applied: appliedConfigs)
+            deployment.spec.template = ConfigRollout.annotated(deployment, hash: hash)
             let (write, action) = try await prepare(deployment) { new, old in
                 new.status = old.status
                 return new.spec != old.spec
@@ -109,6 +121,12 @@ public struct Registry: Sendable {
             return (write.map { [$0] } ?? [], action)
         case .peerAuthentication(let peerAuthentication):
             let (write, action) = try await prepare(peerAuthentication) { new, old in new.spec != old.spec }
+            return (write.map { [$0] } ?? [], action)
+        case .configMap(let configMap):
+            let (write, action) = try await prepare(configMap) { new, old in new.data != old.data }
+            return (write.map { [$0] } ?? [], action)
+        case .secret(let secret):
+            let (write, action) = try await prepare(secret) { new, old in new.data != old.data || new.type != old.type }
             return (write.map { [$0] } ?? [], action)
         }
     }

@@ -43,6 +43,7 @@ struct Routes: Sendable {
                 }
                 api.get(RouterPath(collection + "/:name")) { _, context in
                     let (namespace, name) = try namespacedName(context)
+                    if kind == .secret { try await mayRead(secret: name, namespace: namespace, principal: context.principal) }
                     return try JSONResponse.make(try await registry.get(kind, namespace: namespace, name: name))
                 }
                 api.delete(RouterPath(collection + "/:name")) { request, context in
@@ -95,6 +96,15 @@ struct Routes: Sendable {
                 }
                 try await writer.finish(nil)
             })
+        }
+    }
+
+    /// A node reads a Secret only when a replica assigned to it uses it (env, envFrom or a volume).
+    private func mayRead(secret name: String, namespace: String, principal: Principal) async throws {
+        guard case .node(let node) = principal else { return }
+        let replicas = try await registry.typedList(Replica.self, namespace: namespace)
+        guard replicas.contains(where: { $0.object.spec.node == node && ConfigReferences($0.object.spec.template).secrets[name] != nil }) else {
+            throw APIFailure(code: 403, message: "\(principal) may not read secret \(namespace)/\(name): no replica on node \(node) uses it")
         }
     }
 

@@ -112,6 +112,12 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     /// How the node runs the replica: `process` (on the node's network, a host port per declared port) or
     /// `netns` (its own network namespace and IP from the node's pod CIDR); the node's default when absent.
     public var runtime: String?
+    /// Every key of a ConfigMap or Secret as environment variables.
+    public var envFrom: [EnvFromSource]?
+    /// ConfigMaps and Secrets materialised as directories of files, one file per key.
+    public var volumes: [Volume]?
+    /// Where the replica sees each volume.
+    public var volumeMounts: [VolumeMount]?
     /// `runtime: oci`: an image imported on the node with `weft image import`, `NAME[:TAG]` (tag `latest`).
     public var image: String?
     /// `runtime: oci`: an absolute path on the node to a root filesystem directory, instead of `image`.
@@ -123,7 +129,11 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
                 ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
                 resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil,
                 nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil, serviceAccountName: String? = nil,
-                runtime: String? = nil, image: String? = nil, rootfs: String? = nil, securityContext: SecurityContext? = nil) {
+                runtime: String? = nil, envFrom: [EnvFromSource]? = nil, volumes: [Volume]? = nil, volumeMounts: [VolumeMount]? = nil,
+                image: String? = nil, rootfs: String? = nil, securityContext: SecurityContext? = nil) {
+        self.envFrom = envFrom
+        self.volumes = volumes
+        self.volumeMounts = volumeMounts
         self.command = command
         self.args = args
         self.env = env
@@ -159,13 +169,16 @@ public struct SecurityContext: Codable, Sendable, Hashable {
     }
 }
 
+/// One environment variable: a literal `value`, or `valueFrom` a key of a ConfigMap or Secret.
 public struct EnvVar: Codable, Sendable, Hashable {
     public var name: String
     public var value: String?
+    public var valueFrom: EnvVarSource?
 
-    public init(name: String, value: String?) {
+    public init(name: String, value: String?, valueFrom: EnvVarSource? = nil) {
         self.name = name
         self.value = value
+        self.valueFrom = valueFrom
     }
 }
 

@@ -35,6 +35,12 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The members of an object, or nil for any other type.
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let members) = self { return members }
+        return nil
+    }
+
     /// Parses JSON text.
     public static func parse(_ data: Data) throws -> JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: data)

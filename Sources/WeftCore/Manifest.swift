@@ -4,6 +4,8 @@ public enum AppliedObject: Sendable, Equatable {
     case service(Service)
     case authorizationPolicy(AuthorizationPolicy)
     case peerAuthentication(PeerAuthentication)
+    case configMap(ConfigMap)
+    case secret(Secret)
 
     public var kind: ResourceKind {
         switch self {
@@ -11,6 +13,8 @@ public enum AppliedObject: Sendable, Equatable {
         case .service: return .service
         case .authorizationPolicy: return .authorizationPolicy
         case .peerAuthentication: return .peerAuthentication
+        case .configMap: return .configMap
+        case .secret: return .secret
         }
     }
 
@@ -20,6 +24,8 @@ public enum AppliedObject: Sendable, Equatable {
         case .service(let s): return s.metadata
         case .authorizationPolicy(let p): return p.metadata
         case .peerAuthentication(let p): return p.metadata
+        case .configMap(let c): return c.metadata
+        case .secret(let s): return s.metadata
         }
     }
 }
@@ -91,6 +97,16 @@ public enum Manifest {
             peerAuthentication.metadata = normalised(peerAuthentication.metadata, namespace: namespace)
             errors = Validation.validate(peerAuthentication)
             object = .peerAuthentication(peerAuthentication)
+        case .configMap:
+            var configMap = try decoded(ConfigMap.self)
+            configMap.metadata = normalised(configMap.metadata, namespace: namespace)
+            errors = Validation.validate(configMap)
+            object = .configMap(configMap)
+        case .secret:
+            var secret = try decoded(Secret.self)
+            secret.metadata = normalised(secret.metadata, namespace: namespace)
+            errors = Validation.validate(secret)
+            object = .secret(secret.normalised())
         case .replica, .node, .endpoints:
             preconditionFailure("not user-managed")
         }

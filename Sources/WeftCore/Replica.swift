@@ -45,9 +45,9 @@ public struct ReplicaSpec: Codable, Sendable, Hashable {
 public enum ReplicaPhase: String, Codable, Sendable, CaseIterable {
     /// Accepted, not started yet.
     case pending = "Pending"
-    /// Process started, not yet known healthy.
+    /// Process started; its readiness probe has no verdict yet.
     case starting = "Starting"
-    /// Running, without a readiness probe or not yet passing it.
+    /// Running but not ready: the readiness probe failed `failureThreshold` times in a row.
     case running = "Running"
     /// Running and passing readiness: receives traffic.
     case ready = "Ready"

@@ -13,6 +13,8 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
     case endpoints = "Endpoints"
     case authorizationPolicy = "AuthorizationPolicy"
     case peerAuthentication = "PeerAuthentication"
+    case configMap = "ConfigMap"
+    case secret = "Secret"
 
     /// The lower-case plural used in API paths and on the command line (`deployments`).
     public var plural: String {
@@ -24,6 +26,8 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
         case .endpoints: return "endpoints"
         case .authorizationPolicy: return "authorizationpolicies"
         case .peerAuthentication: return "peerauthentications"
+        case .configMap: return "configmaps"
+        case .secret: return "secrets"
         }
     }
 
@@ -33,7 +37,7 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
     /// Whether users create and change objects of this kind (the rest are made by Weft).
     public var isUserManaged: Bool {
         switch self {
-        case .deployment, .service, .authorizationPolicy, .peerAuthentication: return true
+        case .deployment, .service, .authorizationPolicy, .peerAuthentication, .configMap, .secret: return true
         case .replica, .node, .endpoints: return false
         }
     }
@@ -48,6 +52,8 @@ public enum ResourceKind: String, CaseIterable, Sendable, Codable {
         case .endpoints: return ["endpoints", "endpoint", "ep"]
         case .authorizationPolicy: return ["authorizationpolicies", "authorizationpolicy", "authz"]
         case .peerAuthentication: return ["peerauthentications", "peerauthentication", "peerauth"]
+        case .configMap: return ["configmaps", "configmap", "cm"]
+        case .secret: return ["secrets", "secret"]
         }
     }
 

@@ -30,10 +30,17 @@ public struct RestartBackoff: Sendable, Equatable {
 }
 
 /// Counts consecutive probe results against success and failure thresholds, as kubelet does.
+///
+/// A readiness tracker starts undecided (not passing, no verdict): its first verdict — `successThreshold`
+/// successes or `failureThreshold` failures in a row — is reported even when it is "not passing", so a
+/// replica that runs but never becomes ready leaves `Starting` for `Running`. A liveness tracker starts
+/// decided and passing.
 public struct ProbeTracker: Sendable, Equatable {
     public let successThreshold: Int
     public let failureThreshold: Int
     public private(set) var passing: Bool
+    /// False until the first verdict of a tracker that started not passing.
+    public private(set) var decided: Bool
     private var successes = 0
     private var failures = 0
 
@@ -42,22 +49,25 @@ public struct ProbeTracker: Sendable, Equatable {
         self.successThreshold = max(1, successThreshold)
         self.failureThreshold = max(1, failureThreshold)
         self.passing = initiallyPassing
+        self.decided = initiallyPassing
     }
 
-    /// Records one probe result; returns the new state when it changed.
+    /// Records one probe result; returns the new state when it changed or was first decided.
     public mutating func record(success: Bool) -> Bool? {
         if success {
             successes += 1
             failures = 0
             if !passing && successes >= successThreshold {
                 passing = true
+                decided = true
                 return true
             }
         } else {
             failures += 1
             successes = 0
-            if passing && failures >= failureThreshold {
+            if (passing || !decided) && failures >= failureThreshold {
                 passing = false
+                decided = true
                 return false
             }
         }

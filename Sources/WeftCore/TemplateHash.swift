@@ -7,8 +7,13 @@ public enum TemplateHash {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(template)) ?? Data()
+        return fnv(Array(data))
+    }
+
+    /// 10 lower-case base-36 characters of FNV-1a over `bytes`.
+    public static func fnv(_ bytes: [UInt8]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in data {
+        for byte in bytes {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01b3
         }

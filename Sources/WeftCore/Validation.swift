@@ -335,6 +335,7 @@ public enum Validation {
                 errors.append(namePath.error("duplicate variable \(variable.name)"))
             }
         }
+        errors += validateConfigUse(workload, at: path)
         if let dir = workload.workingDir, !dir.hasPrefix("/") {
             errors.append((path / "workingDir").error("must be an absolute path"))
         }

@@ -242,10 +242,7 @@ public final class NodeProxy: Sendable {
                         try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(runtime: runtime, connector: connector))
                     case .http:
                         // Requests are parsed, so reading starts at once; the handler gates reads and
-                        // queues pipelined requests itself. Response headers were parsed (so
-                        // validated) from the backend: no second validation on the way out.
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                            withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+                        // holds pipelined requests itself.
                         try channel.pipeline.syncOperations.addHandler(HTTPProxyHandler(runtime: runtime, connector: connector))
                         try channel.syncOptions?.setOption(.autoRead, value: true)
                     }

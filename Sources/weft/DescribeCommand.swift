@@ -7,7 +7,7 @@ import WeftCore
 struct DescribeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show one object in detail.")
 
-    @Argument(help: "deployment, service, replica, node, endpoints, authorizationpolicy (authz) or peerauthentication (peerauth).")
+    @Argument(help: "deployment, service, replica, node, endpoints, authorizationpolicy (authz), peerauthentication (peerauth), configmap (cm) or secret.")
     var kind: String
 
     @Argument(help: "The object's name.")
@@ -51,6 +51,12 @@ struct DescribeCommand: AsyncParsableCommand {
                 case .peerAuthentication:
                     guard let peerAuthentication = ResourceView.decode(PeerAuthentication.self, object) else { throw unreadable(kind) }
                     out.peerAuthentication(peerAuthentication, now: now)
+                case .configMap:
+                    guard let configMap = ResourceView.decode(ConfigMap.self, object) else { throw unreadable(kind) }
+                    out.configMap(configMap, now: now)
+                case .secret:
+                    guard let secret = ResourceView.decode(Secret.self, object) else { throw unreadable(kind) }
+                    out.secret(secret, now: now)
                 }
                 print(out.text, terminator: "")
             }
@@ -166,7 +172,22 @@ struct Description {
         }.joined(separator: ", "))
         if let env = spec.env, !env.isEmpty {
             section("Environment") { out in
-                for variable in env { out.field(variable.name, variable.value ?? "") }
+                for variable in env { out.field(variable.name, variable.value ?? Self.source(variable.valueFrom)) }
+            }
+        }
+        if let sources = spec.envFrom, !sources.isEmpty {
+            field("Environment From", sources.map { source in
+                (source.configMapRef.map { "configmap/\($0.name)" } ?? source.secretRef.map { "secret/\($0.name)" } ?? "?")
+                    + (source.prefix.map { " (prefix \($0))" } ?? "")
+            }.joined(separator: ", "))
+        }
+        if let volumes = spec.volumes, !volumes.isEmpty {
+            section("Volumes") { out in
+                for volume in volumes {
+                    let source = volume.configMap.map { "configmap/\($0.name)" } ?? volume.secret.map { "secret/\($0.resolvedName)" } ?? "?"
+                    let mount = spec.volumeMounts?.first { $0.name == volume.name }?.mountPath
+                    out.field(volume.name, source + (mount.map { " at \($0)" } ?? "") + " (WEFT_VOLUME_\(volume.name.uppercased().replacingOccurrences(of: "-", with: "_")))")
+                }
             }
         }
         field("Readiness", spec.readinessProbe.map(Self.probe))
@@ -176,6 +197,13 @@ struct Description {
             field("Limits", Self.resourceList(resources.limits))
         }
         field("Grace Period", "\(spec.gracePeriodSeconds)s")
+    }
+
+    /// `<from configmap/web-config key VERSION>`: where a variable's value comes from, never the value.
+    static func source(_ source: EnvVarSource?) -> String {
+        if let ref = source?.configMapKeyRef { return "<from configmap/\(ref.name) key \(ref.key)\(ref.optional == true ? ", optional" : "")>" }
+        if let ref = source?.secretKeyRef { return "<from secret/\(ref.name) key \(ref.key)\(ref.optional == true ? ", optional" : "")>" }
+        return ""
     }
 
     mutating func replica(_ replica: Replica, now: Date) {
@@ -246,6 +274,30 @@ struct Description {
         case nil: meaning = ""
         }
         field("mTLS Mode", peerAuthentication.spec.mtls.mode + meaning)
+    }
+
+    mutating func configMap(_ configMap: ConfigMap, now: Date) {
+        metadata(configMap.metadata, namespaced: true, now: now)
+        section("Data") { out in
+            let data = configMap.data ?? [:]
+            if data.isEmpty { out.lines("<none>") }
+            for (key, value) in data.sorted(by: { $0.key < $1.key }) {
+                out.section(key) { out in out.lines(value.isEmpty ? "\"\"" : value) }
+            }
+        }
+    }
+
+    /// Keys and sizes only: values never reach the terminal.
+    mutating func secret(_ secret: Secret, now: Date) {
+        metadata(secret.metadata, namespaced: true, now: now)
+        field("Type", secret.resolvedType)
+        section("Data") { out in
+            let contents = secret.contents
+            if contents.isEmpty { out.lines("<none>") }
+            for (key, value) in contents.sorted(by: { $0.key < $1.key }) {
+                out.field(key, "\(value.count) bytes")
+            }
+        }
     }
 
     mutating func node(_ node: Node, replicas: [Replica], now: Date) {

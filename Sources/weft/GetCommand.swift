@@ -7,11 +7,11 @@ import WeftCore
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Show objects: deployments, services, replicas, nodes, endpoints, authorization policies or peer authentications.",
+        abstract: "Show objects: deployments, services, replicas, nodes, endpoints, authorization policies, peer authentications, config maps or secrets.",
         discussion: "JSON and YAML output add flat fields at each object's top level (name, namespace; for replicas also deployment, node, phase, ready, address, restarts)."
     )
 
-    @Argument(help: "deployments (deploy), services (svc), replicas (rep), nodes (no), endpoints (ep), authorizationpolicies (authz) or peerauthentications (peerauth).")
+    @Argument(help: "deployments (deploy), services (svc), replicas (rep), nodes (no), endpoints (ep), authorizationpolicies (authz), peerauthentications (peerauth), configmaps (cm) or secrets.")
     var kind: String
 
     @Argument(help: "Show only this object.")
@@ -28,10 +28,18 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(name: [.short, .customLong("watch")], help: "After the listing, print a line per change (with -o json: one {\"type\", \"object\"} line per event).")
     var watch = false
 
+    @Flag(name: .customLong("show-secrets"), help: "Print the values of Secrets with -o json or -o yaml (base64, as stored); without it they read <redacted>.")
+    var showSecrets = false
+
     @OptionGroup var client: ClientOptions
 
+    /// A Secret's values only when asked for with --show-secrets.
+    private func shown(_ kind: ResourceKind, _ object: JSONValue) -> JSONValue {
+        showSecrets ? object : ResourceView.redacted(kind, object)
+    }
+
     func validate() throws {
-        if allNamespaces && namespace.namespace != nil { throw ValidationError("use either -n or -A, not both") }
+        if allNamespaces && namespace.namespace != nil { throw ValidationError("-n/--namespace and -A/--all-namespaces exclude each other; give one of them") }
     }
 
     func run() async throws {
@@ -43,7 +51,7 @@ struct GetCommand: AsyncParsableCommand {
                 var items: [JSONValue]
                 let resourceVersion: String
                 if let name {
-                    let object = try await api.get(kind, namespace: scope ?? namespace.resolved, name: name)
+                    let object = shown(kind, try await api.get(kind, namespace: scope ?? namespace.resolved, name: name))
                     items = [object]
                     // Later changes of this object have larger revisions than its own.
                     resourceVersion = object["metadata"]?["resourceVersion"]?.stringValue ?? ""
@@ -54,7 +62,7 @@ struct GetCommand: AsyncParsableCommand {
                     }
                 } else {
                     let list = try await api.list(kind, namespace: scope)
-                    items = Self.sorted(list.items, allNamespaces: all)
+                    items = Self.sorted(list.items, allNamespaces: all).map { shown(kind, $0) }
                     resourceVersion = list.resourceVersion
                     if !watch {
                         try ObjectPrinter.printList(kind, items, format: output, allNamespaces: all,
@@ -84,8 +92,9 @@ struct GetCommand: AsyncParsableCommand {
             for object in initial { print("---\n" + (try OutputText.yaml(ResourceView.flattened(kind, object))), terminator: "") }
         }
         fflush(nil)
-        for try await event in api.watch(kind, namespace: scope, resourceVersion: resourceVersion) {
+        for try await var event in api.watch(kind, namespace: scope, resourceVersion: resourceVersion) {
             guard event.type != "BOOKMARK" else { continue }
+            event.object = shown(kind, event.object)
             if let name, event.object["metadata"]?["name"]?.stringValue != name { continue }
             switch output {
             case .table:

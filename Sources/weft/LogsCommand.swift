@@ -20,7 +20,7 @@ struct LogsCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
-        if let tail, tail < 0 { throw ValidationError("--tail must not be negative") }
+        if let tail, tail < 0 { throw ValidationError("--tail: \(tail) is negative; give 0 or more lines, or leave it out for the whole log") }
     }
 
     func run() async throws {

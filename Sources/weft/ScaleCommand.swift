@@ -19,7 +19,7 @@ struct ScaleCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
-        if replicas < 0 { throw ValidationError("--replicas must not be negative") }
+        if replicas < 0 { throw ValidationError("--replicas: \(replicas) is negative; give 0 or more (0 stops every replica)") }
     }
 
     func run() async throws {

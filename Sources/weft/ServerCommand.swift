@@ -17,7 +17,8 @@ struct ServerCommand: AsyncParsableCommand {
         commandName: "server",
         abstract: "Run a Weft control plane and a local node agent.",
         discussion: """
-            State is kept in <data-dir>/state.db (SQLite). On first start the server creates a cluster CA, \
+            State is kept in <data-dir>/state.db (SQLite); Secrets in it are encrypted with the key in \
+            <data-dir>/secrets.key (mode 0600; back it up with the store). On first start the server creates a cluster CA, \
             a serving certificate and an API token under <data-dir>/pki, and writes <data-dir>/admin.yaml \
             for the CLI. It prints a line starting with `ready` once the API listens. SIGTERM or SIGINT stop \
             it gracefully: replicas are stopped (grace period, then SIGKILL) and the store is closed.
@@ -97,7 +98,9 @@ struct ServerCommand: AsyncParsableCommand {
             servingNames: ["localhost", node] + (IPAddressText.isValid(host) ? [] : [host]),
             servingIPs: ["127.0.0.1", "::1"] + (IPAddressText.isValid(host) && !["0.0.0.0", "::"].contains(host) ? [host] : []))
         let store = try SQLiteStore(path: (dataDirectory as NSString).appendingPathComponent("state.db"), logger: Logger(label: "weft.store"))
-        let registry = Registry(store: store, serviceCIDR: serviceBlock, logger: Logger(label: "weft.registry"))
+        // Secrets are encrypted in the store with this key (created on first start, mode 0600).
+        let secretsKey = try SecretsKey.loadOrCreate(path: (dataDirectory as NSString).appendingPathComponent("secrets.key"))
+        let registry = Registry(store: store, serviceCIDR: serviceBlock, secretsKey: secretsKey, logger: Logger(label: "weft.registry"))
         let logDirectory = (dataDirectory as NSString).appendingPathComponent("logs")
         let adminPath = (dataDirectory as NSString).appendingPathComponent("admin.yaml")
 

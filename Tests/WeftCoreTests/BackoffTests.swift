@@ -110,9 +110,37 @@ struct ProbeTrackerTests {
     @Test func aFailureResetsTheSuccessCount() {
         var t = ProbeTracker(successThreshold: 2, failureThreshold: 1, initiallyPassing: false)
         #expect(t.record(success: true) == nil)
+        #expect(t.record(success: false) == false, "the first verdict: not ready")
         #expect(t.record(success: false) == nil, "already failing: no change")
         #expect(t.record(success: true) == nil, "count restarted after the failure")
         #expect(t.record(success: true) == true)
+    }
+
+    @Test("readiness that never passes is reported once, after failureThreshold failures in a row")
+    func readinessThatNeverPassesGetsAVerdict() {
+        var t = ProbeTracker(successThreshold: 1, failureThreshold: 3, initiallyPassing: false)
+        #expect(!t.decided)
+        #expect(t.record(success: false) == nil)
+        #expect(t.record(success: false) == nil)
+        #expect(!t.decided, "two failures are not yet a verdict")
+        #expect(t.record(success: false) == false)
+        #expect(t.decided && !t.passing)
+        #expect((0..<5).map { _ in t.record(success: false) }.allSatisfy { $0 == nil }, "reported once")
+        #expect(t.record(success: true) == true)
+    }
+
+    @Test("a success before the failure threshold restarts the count toward the first verdict")
+    func undecidedFailuresNeedARun() {
+        var t = ProbeTracker(successThreshold: 2, failureThreshold: 2, initiallyPassing: false)
+        let reported = [false, true, false, true, false, false].map { t.record(success: $0) }
+        #expect(reported == [nil, nil, nil, nil, nil, false])
+    }
+
+    @Test func livenessIsDecidedFromTheStartAndNeverReportsPassing() {
+        var t = ProbeTracker(successThreshold: 1, failureThreshold: 1, initiallyPassing: true)
+        #expect(t.decided)
+        #expect(t.record(success: true) == nil)
+        #expect(t.record(success: false) == false)
     }
 
     @Test(arguments: [0, -5])

@@ -121,8 +121,8 @@ struct KindAndSelectorTests {
 
     @Test func kindProperties() {
         #expect(ResourceKind.allCases.map(\.plural) == ["deployments", "services", "replicas", "nodes", "endpoints",
-                                                        "authorizationpolicies", "peerauthentications"])
-        #expect(ResourceKind.allCases.filter(\.isUserManaged) == [.deployment, .service, .authorizationPolicy, .peerAuthentication])
+                                                        "authorizationpolicies", "peerauthentications", "configmaps", "secrets"])
+        #expect(ResourceKind.allCases.filter(\.isUserManaged) == [.deployment, .service, .authorizationPolicy, .peerAuthentication, .configMap, .secret])
         #expect(ResourceKind.allCases.filter { !$0.isNamespaced } == [.node])
         // Every alias leads back to its own kind, and no alias is shared.
         for kind in ResourceKind.allCases {

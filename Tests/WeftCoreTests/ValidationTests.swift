@@ -480,6 +480,39 @@ struct ServiceValidationTests {
         ServiceRule("targetPort name too long", "spec.ports[0].targetPort", "is not a valid port name") {
             $0.spec.ports = [ServicePort(port: 80, targetPort: .name("a-very-long-port-name"))]
         },
+        ServiceRule("appProtocol unknown", "spec.ports[0].appProtocol", "must be http or tcp, got \"grpc\"") {
+            $0.spec.ports = [ServicePort(port: 80, appProtocol: "grpc")]
+        },
+        ServiceRule("appProtocol empty", "spec.ports[0].appProtocol", "must be http or tcp, got \"\"") {
+            $0.spec.ports = [ServicePort(port: 80, appProtocol: "")]
+        },
+        ServiceRule("appProtocol http over UDP", "spec.ports[1].appProtocol", "http needs protocol TCP") {
+            $0.spec.ports = [ServicePort(name: "a", port: 80), ServicePort(name: "b", port: 81, protocol: "UDP", appProtocol: "http")]
+        },
+        ServiceRule("http timeoutMs 0", "spec.http.timeoutMs", "must be between 1 and 3600000 (one hour), got 0") {
+            $0.spec.http = HTTPRouteSettings(timeoutMs: 0)
+        },
+        ServiceRule("http timeoutMs negative", "spec.http.timeoutMs", "must be between 1 and 3600000 (one hour), got -5") {
+            $0.spec.http = HTTPRouteSettings(timeoutMs: -5)
+        },
+        ServiceRule("http timeoutMs over an hour", "spec.http.timeoutMs", "got 3600001") {
+            $0.spec.http = HTTPRouteSettings(timeoutMs: 3_600_001)
+        },
+        ServiceRule("retries attempts negative", "spec.http.retries.attempts", "must be between 0 (no retries) and 10, got -1") {
+            $0.spec.http = HTTPRouteSettings(retries: RetryPolicy(attempts: -1))
+        },
+        ServiceRule("retries attempts 11", "spec.http.retries.attempts", "must be between 0 (no retries) and 10, got 11") {
+            $0.spec.http = HTTPRouteSettings(retries: RetryPolicy(attempts: 11))
+        },
+        ServiceRule("retries budgetPercent negative", "spec.http.retries.budgetPercent", "must be between 0 and 100, got -1") {
+            $0.spec.http = HTTPRouteSettings(retries: RetryPolicy(budgetPercent: -1))
+        },
+        ServiceRule("retries budgetPercent 101", "spec.http.retries.budgetPercent", "must be between 0 and 100, got 101") {
+            $0.spec.http = HTTPRouteSettings(retries: RetryPolicy(budgetPercent: 101))
+        },
+        ServiceRule("retries minRetriesPerSecond negative", "spec.http.retries.minRetriesPerSecond", "must be 0 or more, got -1") {
+            $0.spec.http = HTTPRouteSettings(retries: RetryPolicy(minRetriesPerSecond: -1))
+        },
     ]
 
     @Test(arguments: rules)
@@ -501,7 +534,26 @@ struct ServiceValidationTests {
         ServiceEdit("port bounds") { $0.spec.ports = [ServicePort(name: "lo", port: 1), ServicePort(name: "hi", port: 65535, targetPort: .number(65535))] },
         // Service target ports are names on the replicas; they are not checked against any deployment.
         ServiceEdit("targetPort any valid name") { $0.spec.ports = [ServicePort(port: 80, targetPort: .name("metrics"))] },
+        ServiceEdit("appProtocol http, tcp, any case") {
+            $0.spec.ports = [ServicePort(name: "web", port: 80, appProtocol: "http"), ServicePort(name: "raw", port: 81, appProtocol: "tcp"),
+                             ServicePort(name: "up", port: 82, protocol: "TCP", appProtocol: "HTTP"), ServicePort(name: "dns", port: 53, protocol: "UDP", appProtocol: "tcp")]
+        },
+        ServiceEdit("http settings at their bounds") {
+            $0.spec.http = HTTPRouteSettings(timeoutMs: 1, retries: RetryPolicy(attempts: 0, budgetPercent: 0, minRetriesPerSecond: 0))
+        },
+        ServiceEdit("http settings at their upper bounds") {
+            $0.spec.http = HTTPRouteSettings(timeoutMs: 3_600_000, retries: RetryPolicy(attempts: 10, budgetPercent: 100, minRetriesPerSecond: 1_000_000))
+        },
+        ServiceEdit("empty http settings") { $0.spec.http = HTTPRouteSettings(retries: RetryPolicy()) },
     ]
+
+    @Test func everyBrokenHTTPSettingIsReportedAtOnce() {
+        var service = validService()
+        service.spec.http = HTTPRouteSettings(timeoutMs: 0, retries: RetryPolicy(attempts: 99, budgetPercent: 200, minRetriesPerSecond: -3))
+        #expect(Validation.validate(service).map(\.path) == [
+            "spec.http.timeoutMs", "spec.http.retries.attempts", "spec.http.retries.budgetPercent", "spec.http.retries.minRetriesPerSecond",
+        ])
+    }
 
     @Test(arguments: edits)
     func editInsideTheRulesStaysValid(_ edit: ServiceEdit) {

@@ -373,6 +373,43 @@ struct ClientTests {
         #expect(throws: ClientError.self) { _ = try APIClient(config: ClientConfig(server: "https://127.0.0.1:1", token: "t", certificateAuthority: "nope")) }
     }
 
+    // MARK: - Command-line errors
+
+    @Test("a bad argument or flag is one `error:` line on stderr naming the flag, without the usage, and a non-zero exit",
+          arguments: [
+              (["scale", "deployment", "web", "--replicas=-1"], "--replicas: -1 is negative; give 0 or more"),
+              (["scale", "deployment", "web"], "--replicas"),
+              (["get", "deployments", "--bogus"], "--bogus"),
+              (["get", "deployments", "-o", "xml"], "xml"),
+              (["get", "deployments", "-n", "shop", "-A"], "-n/--namespace and -A/--all-namespaces exclude each other"),
+              (["apply"], "give the manifests with -f FILE or -f DIR"),
+              (["delete", "deployment"], "give KIND NAME"),
+              (["delete", "deployment", "web", "-f", "x.yaml"], "not both"),
+              (["logs", "web-1", "--tail=-3"], "--tail: -3 is negative; give 0 or more"),
+              (["server", "--api-listen", "nowhere"], "--api-listen: \"nowhere\" is not HOST:PORT"),
+              (["server", "--api-listen", "127.0.0.1:0", "--node-name", "n1", "--dns-upstream", "none", "--node-grace", "0"],
+               "--node-grace: 0.0 s is outside 1 s to 1 hour"),
+              (["server", "--api-listen", "127.0.0.1:0", "--node-name", "Bad_Name"], "--node-name:"),
+          ])
+    func usageErrors(arguments: [String], fragment: String) async throws {
+        let dataDirectory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        // A server that passed validation would create its data directory: the check below sees it did not.
+        let data = dataDirectory + "/data"
+        let child = ChildProcess(executable: try WeftBuild.executable("weft"),
+                                 arguments: arguments + (arguments[0] == "server" ? ["--data-dir", data] : ["--config", dataDirectory + "/missing.yaml"]))
+        try child.start()
+        let exit = try await child.waitForExit(timeout: .seconds(30))
+        let stderr = child.lines(.stderr).filter { !$0.isEmpty }
+        #expect(exit != .exited(0), "\(child.transcript)")
+        #expect(stderr.count == 1, "\(child.transcript)")
+        #expect(stderr.first?.hasPrefix("error: ") == true, "\(child.transcript)")
+        #expect(stderr.first?.contains(fragment) == true, "\(child.transcript)")
+        #expect(stderr.first?.hasSuffix("(see `weft \(arguments[0]) --help`)") == true, "\(child.transcript)")
+        #expect(child.lines(.stdout).isEmpty, "\(child.transcript)")
+        #expect(!FileManager.default.fileExists(atPath: data))
+    }
+
     // MARK: - Fixtures
 
     static let replicaJSON = """

@@ -209,16 +209,36 @@ struct ClusterTests {
         }
     }
 
-    @Test("the API refuses requests without the token, and serves health without one")
+    @Test("the API refuses requests without the token — known routes, watches and unknown paths alike — and serves health and cluster-info without one")
     func authentication() async throws {
         try await withWeftServer { server in
-            let noToken = try await curl(["--cacert", server.caPath, "-o", "/dev/null", "-w", "%{http_code}", "\(server.url)/api/v1/deployments"])
-            #expect(noToken.stdout == "401")
-            let wrongToken = try await curl(["--cacert", server.caPath, "-o", "/dev/null", "-w", "%{http_code}",
-                                             "-H", "Authorization: Bearer wrong", "\(server.url)/api/v1/namespaces/default/deployments"])
-            #expect(wrongToken.stdout == "401")
+            /// The status code of `method path` with `headers`.
+            func status(_ method: String, _ path: String, _ headers: [String] = []) async throws -> String {
+                try await curl(["--cacert", server.caPath, "-o", "/dev/null", "-w", "%{http_code}", "-X", method]
+                               + headers.flatMap { ["-H", $0] } + ["\(server.url)\(path)"]).stdout
+            }
+            // An unknown path answers 401 like a known one, so a client without a credential cannot tell
+            // which routes exist.
+            let refused: [(String, String)] = [
+                ("GET", "/api/v1/deployments"), ("GET", "/api/v1/namespaces/default/replicas/r1/log?follow=true"),
+                ("GET", "/api/v1/namespaces/default/services?watch=true&resourceVersion=0"), ("POST", "/api/v1/apply"),
+                ("DELETE", "/api/v1/nodes/n1"), ("GET", "/api/v1/no-such-kind"), ("GET", "/api/v1/namespaces/default/nothing/here"),
+                ("GET", "/api/v2/deployments"), ("GET", "/no/such/path"), ("DELETE", "/healthz"), ("POST", "/api/v1/cluster-info"),
+            ]
+            for (method, path) in refused {
+                #expect(try await status(method, path) == "401", "\(method) \(path) without a token")
+                #expect(try await status(method, path, ["Authorization: Bearer wrong"]) == "401", "\(method) \(path) with a wrong token")
+                #expect(try await status(method, path, ["Authorization: Basic \(server.token)"]) == "401", "\(method) \(path), not a bearer token")
+            }
+            // With the token, an unknown path is what it is.
+            #expect(try await status("GET", "/api/v1/no-such-kind", ["Authorization: Bearer \(server.token)"]) == "404")
             let health = try await curl(["--cacert", server.caPath, "\(server.url)/healthz"])
             #expect(health.stdout == "ok")
+            // Open for joining nodes: public data only (the CA certificate, never a key or a credential).
+            let info = try await curl(["--cacert", server.caPath, "\(server.url)/api/v1/cluster-info"])
+            let fields = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any], "\(info)")
+            #expect((fields["certificateAuthority"] as? String)?.hasPrefix("-----BEGIN CERTIFICATE-----") == true, "\(info)")
+            #expect(!info.stdout.contains("PRIVATE KEY") && !info.stdout.contains(server.token), "\(info)")
             let withToken = try await curl(["--cacert", server.caPath, "-H", "Authorization: Bearer \(server.token)", "\(server.url)/api/v1/deployments"])
             #expect(withToken.stdout.contains("\"items\""), "\(withToken)")
             // The TLS certificate verifies against the cluster CA (curl checks it) and the secrets are owner-only.

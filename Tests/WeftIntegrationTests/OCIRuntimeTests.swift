@@ -202,6 +202,13 @@ struct OCIRuntimeTests {
                       image: shop/missing:2
                 ---
                 apiVersion: weft/v1
+                kind: ConfigMap
+                metadata:
+                  name: probed-config
+                data:
+                  greeting: hello from a config volume
+                ---
+                apiVersion: weft/v1
                 kind: Deployment
                 metadata:
                   name: probed
@@ -213,13 +220,19 @@ struct OCIRuntimeTests {
                     spec:
                       runtime: oci
                       image: shop/demo:1
+                      volumes:
+                        - name: settings
+                          configMap: {name: probed-config}
+                      volumeMounts:
+                        - {name: settings, mountPath: /etc/probed}
                       readinessProbe:
                         exec:
-                          command: ["/bin/sh", "-c", "test -f /etc/motd && test ! -e /etc/obsolete"]
+                          command: ["/bin/sh", "-c", "test -f /etc/motd && test ! -e /etc/obsolete && { read -r line < /etc/probed/greeting; [ \\"$line\\" = 'hello from a config volume' ]; } && [ \\"$WEFT_VOLUME_SETTINGS\\" = /etc/probed ]"]
                         periodSeconds: 1
                       terminationGracePeriodSeconds: 1
                 """, name: "hungry.yaml")
-            // An exec probe runs inside the container (runc exec): it sees the image's files.
+            // An exec probe runs inside the container (runc exec): it sees the image's files and the
+            // ConfigMap volume bind-mounted at its mountPath.
             try await eventually(timeout: .seconds(30), "the exec-probed container Ready") {
                 try await cluster.items("replicas").contains { $0["deployment"] as? String == "probed" && $0["ready"] as? Bool == true }
             }

@@ -25,8 +25,6 @@ final class EmbeddedHTTPProxy {
             return channel.connect(to: try! SocketAddress(ipAddress: "127.0.0.1", port: 8001)).map { channel }
         }
         self.box = box
-        try client.pipeline.syncOperations.configureHTTPServerPipeline(
-            withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
         try client.pipeline.syncOperations.addHandler(HTTPProxyHandler(runtime: runtime, connector: connector))
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9000)).wait()
     }
@@ -119,6 +117,103 @@ struct HTTPHandlerTests {
         let replies = try proxy.written(proxy.client)
         #expect(replies.hasPrefix("HTTP/1.1 200 OK"))
         #expect(replies.contains("\r\n\r\nokHTTP/1.1 400 Bad Request"))
+        #expect(!proxy.client.isActive)
+    }
+
+    @Test func aHeadInPiecesIsForwardedWhole() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        let request = "GET /pieces HTTP/1.1\r\nHost: svc\r\nX-A: 1\r\n\r\n"
+        for byte in request.utf8 { try proxy.client.writeInbound(ByteBuffer(bytes: [byte])) }
+        #expect(try proxy.written(proxy.upstream!) == request)
+    }
+
+    @Test func aRequestWithBothLengthAndChunkedGets400() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        let response = try proxy.written(proxy.client)
+        #expect(response.hasPrefix("HTTP/1.1 400 Bad Request"))
+        #expect(response.contains("both Content-Length and Transfer-Encoding"))
+        #expect(proxy.upstream == nil)
+        #expect(!proxy.client.isActive)
+    }
+
+    @Test func anOversizedHeadGets400() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 70_000))
+        #expect(try proxy.written(proxy.client).hasPrefix("HTTP/1.1 400 Bad Request"))
+        #expect(!proxy.client.isActive)
+    }
+
+    @Test func aContinueGoesToTheClientBeforeTheFinalResponse() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("PUT /up HTTP/1.1\r\nHost: svc\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        #expect(try proxy.written(proxy.upstream!).contains("Expect: 100-continue"))
+        try proxy.fromUpstream("HTTP/1.1 100 Continue\r\n\r\n")
+        #expect(try proxy.written(proxy.client) == "HTTP/1.1 100 Continue\r\n\r\n")
+        try proxy.fromClient("hi")
+        #expect(try proxy.written(proxy.upstream!) == "hi")
+        try proxy.fromUpstream("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        #expect(try proxy.written(proxy.client).hasPrefix("HTTP/1.1 201 Created"))
+    }
+
+    @Test func anHTTP10ClientGetsAChunkedResponseDecoded() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("GET / HTTP/1.0\r\n\r\n")
+        #expect(try proxy.written(proxy.upstream!).hasPrefix("GET / HTTP/1.1\r\n"))
+        try proxy.fromUpstream("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        let response = try proxy.written(proxy.client)
+        #expect(response == "HTTP/1.0 200 OK\r\nX: y\r\nconnection: close\r\n\r\nabcde")
+        #expect(!proxy.client.isActive)
+    }
+
+    @Test func aCloseDelimitedResponseEndsWithTheBackendsClose() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        let upstream = proxy.upstream!
+        try proxy.fromUpstream("HTTP/1.1 200 OK\r\n\r\nuntil the end")
+        #expect(proxy.client.isActive)
+        try upstream.close().wait()
+        let response = try proxy.written(proxy.client)
+        #expect(response == "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
+        #expect(!proxy.client.isActive)
+        #expect(proxy.runtime.counters().backends.first?.responses == [0, 1, 0, 0, 0])
+    }
+
+    @Test func aPipelinedRequestAfterAChunkedOneStartsAtItsFirstByte() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("POST /a HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: svc\r\n\r\n")
+        let first = try proxy.written(proxy.upstream!)
+        #expect(first.hasSuffix("\r\n\r\n1\r\nx\r\n0\r\n\r\n"))
+        #expect(!first.contains("GET /b"))
+        try proxy.fromUpstream("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+        #expect(try proxy.written(proxy.upstream!) == "GET /b HTTP/1.1\r\nHost: svc\r\n\r\n")
+        try proxy.fromUpstream("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+        #expect(try proxy.written(proxy.client) == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+    }
+
+    @Test func bytesAfterAResponseMakeTheUpstreamConnectionUnusable() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        let first = proxy.upstream!
+        try proxy.fromUpstream("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n")
+        #expect(try proxy.written(proxy.client).hasSuffix("\r\n\r\na"))
+        #expect(!first.isActive)
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        #expect(proxy.upstream !== first)
+    }
+
+    @Test func aKeepAliveOnlyConnectionFieldPassesUnchangedUnlessTheClientLeaves() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        _ = try proxy.written(proxy.upstream!)
+        let response = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\na"
+        try proxy.fromUpstream(response)
+        #expect(try proxy.written(proxy.client) == response)
+        // A client that asked to close gets close instead of the backend's keep-alive.
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n")
+        #expect(try proxy.written(proxy.upstream!) == "GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        try proxy.fromUpstream(response)
+        #expect(try proxy.written(proxy.client) == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nconnection: close\r\n\r\na")
         #expect(!proxy.client.isActive)
     }
 }

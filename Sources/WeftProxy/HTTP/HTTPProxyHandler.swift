@@ -1,27 +1,29 @@
 import NIOCore
-import NIOHTTP1
+import WeftCore
 
-/// The last handler of a client connection of an `http` listener (after NIO's HTTP/1.1 server
-/// codec): balances each request, one at a time, over pooled keep-alive upstream connections of
-/// this event loop, and streams both bodies with backpressure.
+/// The only handler of a client connection of an `http` listener: balances each request, one at a
+/// time, over pooled keep-alive upstream connections of this event loop, and streams both bodies with
+/// backpressure.
 ///
-/// Pipelined requests (parts that arrive after the current request's end) are queued and handled in
-/// order once the current response has ended; while any are queued the client is not read. This
-/// replaces NIO's `HTTPServerPipelineHandler`, one handler less on every read, write and `read()`.
+/// Messages are forwarded as the bytes they arrived as. `HTTP1Parser` finds and validates each head
+/// and `HTTP1BodyReader` the end of each body, without copying; a head is rebuilt only when it has
+/// hop-by-hop fields to drop or a version to change. Pipelined requests (bytes after the current
+/// request's end) wait in the inbound buffer and are parsed once the current response has ended;
+/// while any wait the client is not read.
 ///
 /// One request's life: a backend is picked (traffic split, then the load balancer); an idle pooled
-/// connection to it is taken or a new one is opened on this loop; the head (hop-by-hop headers
-/// removed) and the body go up, the response head and body come back. A retry (see `retryAllowed`)
-/// picks another backend. When the response ends the upstream connection goes back to the pool if
-/// both sides allow keep-alive, and the next pipelined request is read.
+/// connection to it is taken or a new one is opened on this loop; the head and the body go up, the
+/// response head and body come back. A retry (see `retryAllowed`) picks another backend. When the
+/// response ends the upstream connection goes back to the pool if both sides allow keep-alive, and
+/// the next pipelined request is parsed.
 ///
-/// While a connection to the backend is being opened, request body parts that arrive are held and
+/// While a connection to the backend is being opened, request body bytes that arrive are held and
 /// nothing more is read; afterwards a read passes only while the upstream connection is writable,
 /// and the upstream is read only while the client is writable.
 final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum Phase {
         /// Between requests.
@@ -35,6 +37,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         case closed
     }
 
+    /// Where the client's bytes are in the current request.
+    private enum RequestState {
+        /// Waiting for (the rest of) a head; the search for its end resumes at `resume`.
+        case head(resume: Int)
+        case body(HTTP1BodyReader)
+        /// The request has ended; bytes after it are the next request's, read when its turn comes.
+        case ended
+    }
+
     private let runtime: ListenerRuntime
     private let connector: BackendConnector
     private var context: ChannelHandlerContext?
@@ -46,15 +57,20 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var source: String??
 
     private var phase = Phase.idle
+    private var requestState = RequestState.head(resume: 0)
+    /// Client bytes not handled yet: a head in pieces, or pipelined requests after the current one.
+    private var inbound: ByteBuffer?
     // The request in progress.
-    private var head: HTTPRequestHead?
-    private var held: [HTTPServerRequestPart] = []
+    /// The head as it goes to backends (kept for retries).
+    private var head: ByteBuffer?
+    private var method = HTTP1Method.get
+    private var held: [ByteBuffer] = []
     private var requestHasBody = false
     private var requestEnded = false
     private var bodySent = false
     private var idempotent = false
     private var closeAfterResponse = false
-    private var clientVersion = HTTPVersion.http1_1
+    private var clientMinorVersion = 1
     private var tried: Set<String> = []
     private var attempts = 0
     // The attempt in progress.
@@ -74,11 +90,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var upstreamReusable = false
 
     private var pendingRead = false
-    /// Parts of requests after the current one (pipelining), in arrival order.
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
-    private var drainingQueue = false
-    /// A request after the queued ones did not parse: answered 400 in its turn.
-    private var malformedPending = false
+    private var handlingInbound = false
     private var inputClosed = false
     private var active = false
     private var idleTicks = 0
@@ -115,77 +127,112 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if !queued.isEmpty || !acceptsPartNow {
-            if case .closed = phase { return }
-            queued.append(part)
-            return
+        if case .closed = phase { return }
+        var bytes = unwrapInboundIn(data)
+        if var previous = inbound {
+            previous.writeBuffer(&bytes)
+            inbound = previous
+        } else {
+            inbound = bytes
         }
-        handle(part, context: context)
+        handleInbound(context: context)
     }
 
-    /// Whether a part read now belongs to the current request (or starts one): false once the
-    /// current request has ended and its response has not.
-    private var acceptsPartNow: Bool {
-        switch phase {
-        case .idle: true
-        case .closed: false
-        case .connecting, .awaitingResponse, .responding: !requestEnded
-        }
-    }
-
-    /// Hands queued pipelined parts on while the handler can take them; then resumes reading.
-    private func drainQueue(context: ChannelHandlerContext) {
-        guard !drainingQueue else { return }
-        drainingQueue = true
-        while !queued.isEmpty, acceptsPartNow {
-            handle(queued.removeFirst(), context: context)
-        }
-        drainingQueue = false
-        if case .idle = phase, queued.isEmpty {
-            if malformedPending {
-                malformedPending = false
-                answer(.malformedRequest)
-            } else if inputClosed {
-                context.close(promise: nil)
-            } else if pendingRead {
-                pendingRead = false
-                context.read()
-            }
-        }
-    }
-
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let request):
-            guard case .idle = phase else { return }
-            startRequest(request, context: context)
-        case .body(let body):
-            switch phase {
-            case .connecting:
-                held.append(.body(body))
-            case .awaitingResponse, .responding:
-                guard let upstream, !requestEnded else { return }
-                bodySent = true
-                upstream.write(.body(.byteBuffer(body)))
-            case .idle, .closed:
-                break  // the rest of a request the proxy already answered
-            }
-        case .end(let trailers):
-            switch phase {
-            case .connecting:
-                requestEnded = true
-                held.append(.end(trailers))
-            case .awaitingResponse, .responding:
-                guard !requestEnded else { return }
-                requestEnded = true
-                if let upstream {
-                    upstream.write(.end(requestHasBody ? trailers : nil))
-                    upstream.flush()
+    /// Handles the client bytes the current request can take: the next head when idle, body bytes
+    /// while the request is open. Bytes after the request's end wait (pipelining) until its
+    /// response has ended; while they wait the client is not read. Not reentered: a response that
+    /// ends while this runs (the proxy's own answer) lets the loop go on to the next request.
+    private func handleInbound(context: ChannelHandlerContext) {
+        guard !handlingInbound else { return }
+        handlingInbound = true
+        parsing: while var bytes = inbound, bytes.readableBytes > 0 {
+            switch requestState {
+            case .ended:
+                break parsing
+            case .head(let resume):
+                guard case .idle = phase else { break parsing }
+                let (end, next) = bytes.withUnsafeReadableBytes { HTTP1Parser.headEnd($0, from: resume) }
+                guard let end else {
+                    requestState = .head(resume: next)
+                    if bytes.readableBytes > HTTP1Parser.maxHeadBytes {
+                        inbound = nil
+                        answer(.malformedRequest(HTTP1ParseError.tooLarge.description))
+                    }
+                    break parsing
                 }
-            case .idle, .closed:
-                break
+                let raw = bytes.readSlice(length: end)!
+                inbound = bytes.readableBytes > 0 ? bytes : nil
+                switch raw.withUnsafeReadableBytes({ HTTP1Parser.parseRequest($0) }) {
+                case .failure(let error):
+                    inbound = nil
+                    answer(.malformedRequest(error.description))
+                    break parsing
+                case .success(let parsed):
+                    startRequest(parsed, raw: raw)
+                }
+            case .body(var reader):
+                let taken: Int
+                do {
+                    taken = try bytes.withUnsafeReadableBytes { p throws(HTTP1ParseError) in try reader.read(p) { _ in } }
+                } catch {
+                    inbound = nil
+                    requestBodyInvalid(error)
+                    break parsing
+                }
+                let body = bytes.readSlice(length: taken)!
+                inbound = bytes.readableBytes > 0 ? bytes : nil
+                requestState = reader.isComplete ? .ended : .body(reader)
+                requestBody(body)
+                if reader.isComplete { requestEnd() }
             }
+        }
+        if inbound?.readableBytes == 0 { inbound = nil }
+        handlingInbound = false
+        if case .idle = phase { betweenRequests(context: context) }
+    }
+
+    /// No request is in progress: closes a half-closed client's connection, or reads on.
+    private func betweenRequests(context: ChannelHandlerContext) {
+        if inputClosed, inbound == nil {
+            context.close(promise: nil)
+        } else if pendingRead {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    private func requestBody(_ body: ByteBuffer) {
+        switch phase {
+        case .connecting:
+            held.append(body)
+        case .awaitingResponse, .responding:
+            guard let upstream else { return }
+            bodySent = true
+            upstream.write(body)
+        case .idle, .closed:
+            break  // the rest of a request the proxy already answered
+        }
+    }
+
+    private func requestEnd() {
+        requestEnded = true
+        switch phase {
+        case .awaitingResponse, .responding:
+            upstream?.flush()
+        case .connecting, .idle, .closed:
+            break
+        }
+    }
+
+    /// The request's body does not parse: a 400 if nothing of the response was sent, else the
+    /// connection can only be cut.
+    private func requestBodyInvalid(_ error: HTTP1ParseError) {
+        switch phase {
+        case .idle, .connecting, .awaitingResponse:
+            answer(.malformedRequest(error.description))
+        case .responding, .closed:
+            phase = .closed
+            context?.close(promise: nil)
         }
     }
 
@@ -195,7 +242,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
-        if !queued.isEmpty {
+        if case .ended = requestState, inbound != nil {
             pendingRead = true
             return
         }
@@ -221,30 +268,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             inputClosed = true
-            if case .idle = phase, queued.isEmpty { context.close(promise: nil) }
+            // Between requests (a partial head can no longer be completed) the connection is done.
+            if case .idle = phase { context.close(promise: nil) }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        if !queued.isEmpty || !acceptsPartNow {
-            // A pipelined request after the current one is malformed: the ones before it are
-            // answered first, then the 400 (nothing more is read: the decoder stopped).
-            if case .closed = phase { return }
-            malformedPending = true
-            return
-        }
-        switch phase {
-        case .idle, .connecting, .awaitingResponse:
-            answer(.malformedRequest)
-        case .responding, .closed:
-            // The body of a request whose response is already streaming: it can only be cut short.
-            context.close(promise: nil)
-        }
+        context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -266,45 +297,29 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: - A request
 
-    private func startRequest(_ request: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func startRequest(_ request: HTTP1Head, raw: ByteBuffer) {
         active = true
-        var forwarded = request
-        let chunked = HopByHop.strip(&forwarded.headers).chunked
-        let contentLength = request.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
-        requestHasBody = chunked || contentLength > 0
-        if chunked {
-            forwarded.headers.remove(name: "content-length")
-            forwarded.headers.add(name: "transfer-encoding", value: "chunked")
-        }
-        // Setting a field of a head copies its storage: only when it changes.
-        if forwarded.version != .http1_1 { forwarded.version = .http1_1 }
-        head = forwarded
-        clientVersion = request.version
+        // Backends always get HTTP/1.1, without this connection's hop-by-hop fields.
+        head = HeadForwarding.forward(raw, request, minorVersion: 1)
+        method = request.method
+        clientMinorVersion = request.minorVersion
+        requestHasBody = request.framing != .none
         // HTTP/1.0 clients get one response per connection (their responses may need close-delimiting).
-        closeAfterResponse = !request.isKeepAlive || request.version != .http1_1
-        idempotent = Self.isIdempotent(request.method)
-        requestEnded = false
+        closeAfterResponse = !request.keepAlive || request.minorVersion == 0
+        idempotent = request.isIdempotent
         bodySent = false
         held.removeAll(keepingCapacity: true)
         tried.removeAll(keepingCapacity: true)
         attempts = 0
+        if requestHasBody {
+            requestEnded = false
+            requestState = .body(HTTP1BodyReader(request.framing))
+        } else {
+            requestEnded = true
+            requestState = .ended
+        }
         phase = .connecting
         startAttempt(runtime.pickRequest(clientKey: clientKey, tried: tried, isRetry: false))
-    }
-
-    /// Framing headers are set by `startRequest` from the client's own framing (the encoder's
-    /// defaults would drop the body of a GET or DELETE that has one).
-    private static let encoderConfiguration: HTTPRequestEncoder.Configuration = {
-        var configuration = HTTPRequestEncoder.Configuration()
-        configuration.automaticallySetFramingHeaders = false
-        return configuration
-    }()
-
-    private static func isIdempotent(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: true
-        default: false
-        }
     }
 
     /// Starts an attempt with `pick`, or answers when there is no backend for it.
@@ -364,9 +379,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             runtime.upstreamConnected(backend: backend, latency: latency)
             let upstream = UpstreamConnection(key: key, channel: channel, pool: pool)
             do {
-                // Header validation is off: every header forwarded was parsed (and so validated) from the client.
-                try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                    enableOutboundHeaderValidation: false, encoderConfiguration: Self.encoderConfiguration)
                 try channel.pipeline.syncOperations.addHandler(upstream)
             } catch {
                 channel.close(promise: nil)
@@ -380,29 +392,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
     }
 
-    /// Sends the request on `upstream`: the head, then what the client sent so far.
+    /// Sends the request on `upstream`: the head, then what the client sent of the body so far.
     private func attach(_ upstream: UpstreamConnection) {
         guard let context, let settings, let head else { return }
         self.upstream = upstream
         upstream.delegate = self
+        upstream.expectResponse(to: method)
         phase = .awaitingResponse
-        upstream.write(.head(head))
-        if requestHasBody {
-            for part in held {
-                switch part {
-                case .body(let body):
-                    bodySent = true
-                    upstream.write(.body(.byteBuffer(body)))
-                case .end(let trailers):
-                    upstream.write(.end(trailers))
-                case .head:
-                    break
-                }
-            }
-            held.removeAll(keepingCapacity: true)
-        } else if requestEnded {
-            upstream.write(.end(nil))
+        upstream.write(head)
+        for body in held {
+            bodySent = true
+            upstream.write(body)
         }
+        held.removeAll(keepingCapacity: true)
         upstream.flush()
         attemptStarted = .now()
         armTimeout(attemptStarted + settings.requestTimeout, context: context)
@@ -477,38 +479,33 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         endAttempt(reuse: false)
         runtime.proxyAnswered(answer)
-        // The end of a bodyless request carries no bytes: when it is still to come it is simply
-        // dropped. A body still arriving would have to be read and thrown away, so that closes.
-        let close = closeAfterResponse || (inputClosed && queued.isEmpty) || (!requestEnded && requestHasBody)
-            || answer == .malformedRequest
-        let body = ByteBuffer(string: answer.message(listener: listenerName))
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(4)
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        headers.add(name: "x-weft-proxy", value: answer.code)
-        if close { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: clientVersion, status: answer.status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        // A body still arriving would have to be read and thrown away, so that closes; so does a
+        // request that did not parse (where the next one would start is unknown).
+        var malformed = false
+        if case .malformedRequest = answer { malformed = true }
+        let close = closesAfterResponse || (!requestEnded && requestHasBody) || malformed
+        context.write(wrapOutboundOut(answer.response(listener: listenerName, minorVersion: clientMinorVersion, close: close)), promise: nil)
         finishResponse(close: close, context: context)
     }
 
-    /// Ends the response with `.end`, then starts on the next pipelined request, if any.
-    private func finishResponse(close: Bool, trailers: HTTPHeaders? = nil, context: ChannelHandlerContext) {
+    /// The response has been written: flushes it, then closes or starts on the next pipelined request.
+    private func finishResponse(close: Bool, context: ChannelHandlerContext) {
         head = nil
         held.removeAll(keepingCapacity: true)
         if close {
             phase = .closed
-            queued.removeAll()
+            inbound = nil
             idleTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
             let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: promise)
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
             promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             phase = .idle
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            drainQueue(context: context)
+            requestState = .head(resume: 0)
+            context.flush()
+            // Within `handleInbound`, its loop goes on with the next request.
+            if !handlingInbound { handleInbound(context: context) }
         }
     }
 
@@ -516,11 +513,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     var clientIsWritable: Bool { context?.channel.isWritable ?? false }
 
-    func upstreamResponseHead(_ response: HTTPResponseHead) {
+    /// Whether the client's connection closes after the current response: the request asked for it,
+    /// or the client has half-closed and nothing of a next request is waiting.
+    private var closesAfterResponse: Bool { closeAfterResponse || (inputClosed && !hasWaitingBytes) }
+
+    private var hasWaitingBytes: Bool { (inbound?.readableBytes ?? 0) > 0 }
+
+    func upstreamInterimResponse(_ head: HTTP1Head, bytes: ByteBuffer) {
+        guard case .awaitingResponse = phase, let context, clientMinorVersion == 1 else { return }
+        // 1xx responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
+        context.writeAndFlush(wrapOutboundOut(HeadForwarding.forward(bytes, head, minorVersion: 1)), promise: nil)
+    }
+
+    func upstreamResponseHead(_ response: HTTP1Head, bytes: ByteBuffer) {
         guard case .awaitingResponse = phase, let context, let backend else { return }
         responseDeadline = nil
         let latency = NIODeadline.now() - attemptStarted
-        if response.status == .serviceUnavailable, requestEnded, retryAllowed(afterSending: true) {
+        if response.status == 503, requestEnded, retryAllowed(afterSending: true) {
             // A draining or overloaded replica: another one may answer, if the budget allows a retry.
             let next = runtime.pickRequest(clientKey: clientKey, tried: tried, isRetry: true)
             if case .backend = next {
@@ -530,20 +539,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
                 return
             }
         }
-        responseStatus = Int(response.status.code)
+        responseStatus = response.status
         responseLatency = latency
-        upstreamReusable = response.isKeepAlive
-        var forwarded = response
-        HopByHop.strip(&forwarded.headers)
-        if forwarded.version != clientVersion { forwarded.version = clientVersion }
-        if closeAfterResponse || (inputClosed && queued.isEmpty) { forwarded.headers.add(name: "connection", value: "close") }
+        upstreamReusable = response.keepAlive
+        // A body that ends with the backend's close ends with the client's close too; an HTTP/1.0
+        // client gets a chunked body decoded (it cannot take chunked coding).
+        let decode = clientMinorVersion == 0 && response.framing == .chunked
+        if response.framing == .untilClose || decode { closeAfterResponse = true }
+        if decode { upstream?.decodeChunks() }
         phase = .responding
-        context.write(wrapOutboundOut(.head(forwarded)), promise: nil)
+        context.write(wrapOutboundOut(HeadForwarding.forward(
+            bytes, response, minorVersion: clientMinorVersion, addingClose: closesAfterResponse,
+            droppingTransferEncoding: decode)), promise: nil)
     }
 
     func upstreamResponseBody(_ body: ByteBuffer) {
         guard case .responding = phase, let context else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.write(wrapOutboundOut(body), promise: nil)
     }
 
     func upstreamReadComplete() {
@@ -551,14 +563,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         context?.flush()
     }
 
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
+    func upstreamResponseEnd() {
         guard case .responding = phase, let context, let backend else { return }
         let keep = runtime.attemptFinished(
             backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
         // A connection whose request was not fully sent cannot carry another request.
         endAttempt(reuse: keep && upstreamReusable && requestEnded)
-        let close = closeAfterResponse || (inputClosed && queued.isEmpty) || (!requestEnded && requestHasBody)
-        finishResponse(close: close, trailers: trailers, context: context)
+        let close = closesAfterResponse || !requestEnded
+        finishResponse(close: close, context: context)
     }
 
     func upstreamClosed() {

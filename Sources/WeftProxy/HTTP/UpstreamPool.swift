@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHTTP1
+import WeftCore
 
 /// Which pooled connections a request may reuse: those to the same backend, opened for the same
 /// source identity (tunnel streams carry the client workload's identity, so they are not shared
@@ -120,26 +120,39 @@ extension UpstreamPool: Sendable {}
 
 /// What an upstream connection reports to the exchange that uses it (an `HTTPProxyHandler`).
 protocol UpstreamDelegate: AnyObject {
-    func upstreamResponseHead(_ head: HTTPResponseHead)
+    /// An interim (1xx) response; the final one follows.
+    func upstreamInterimResponse(_ head: HTTP1Head, bytes: ByteBuffer)
+    func upstreamResponseHead(_ head: HTTP1Head, bytes: ByteBuffer)
+    /// Bytes of the response body: as they arrived, or only the payload of a chunked body when the
+    /// exchange asked for it decoded.
     func upstreamResponseBody(_ body: ByteBuffer)
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?)
+    func upstreamResponseEnd()
     func upstreamReadComplete()
-    /// The connection closed, reset or failed to parse before the response ended.
+    /// The connection closed, reset or sent bytes that do not parse before the response ended.
     func upstreamClosed()
     func upstreamWritabilityChanged(isWritable: Bool)
     /// Whether the client can take more response bytes now (the upstream's reads are held otherwise).
     var clientIsWritable: Bool { get }
 }
 
-/// The last handler of a connection to a backend (after `HTTPRequestEncoder` and the response
-/// decoder): it is also the pooled connection. While a request uses it, response parts go to that
-/// request's delegate and reads pass only while the client is writable (backpressure); while idle,
-/// reads stay on so a close by the backend is seen at once, and anything else the backend sends
-/// closes it (a response nobody asked for).
+/// The only handler of a connection to a backend: it is also the pooled connection. It sends the
+/// request bytes it is given and finds the response's head and the end of its body in the bytes
+/// that come back (`HTTP1Parser`, `HTTP1BodyReader`), passing them on without copying. While a
+/// request uses it, reads pass only while the client is writable (backpressure); while idle, reads
+/// stay on so a close by the backend is seen at once, and anything else the backend sends closes it
+/// (a response nobody asked for).
 final class UpstreamConnection: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum ResponseState {
+        /// No request awaits a response.
+        case idle
+        /// Waiting for the (rest of the) head; the search for its end resumes at `resume`.
+        case head(resume: Int)
+        case body(HTTP1BodyReader)
+    }
 
     let key: UpstreamKey
     let channel: any Channel
@@ -149,6 +162,14 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var idleSince = NIODeadline.now()
     private var pendingRead = false
     private(set) var isClosed = false
+    /// No further request may use the connection (the backend sent more than the response, or
+    /// ended it by closing).
+    private var spent = false
+    private var state = ResponseState.idle
+    private var requestMethod = HTTP1Method.get
+    private var decodingChunks = false
+    /// Response bytes not consumed yet (a head that arrived in pieces).
+    private var inbound: ByteBuffer?
 
     init(key: UpstreamKey, channel: any Channel, pool: UpstreamPool) {
         self.key = key
@@ -156,12 +177,24 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.pool = pool
     }
 
-    var isUsable: Bool { !isClosed && channel.isActive }
+    var isUsable: Bool { !isClosed && !spent && channel.isActive }
 
     var isWritable: Bool { channel.isWritable }
 
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    /// A request with `method` is about to be written: its response is read next.
+    func expectResponse(to method: HTTP1Method) {
+        requestMethod = method
+        decodingChunks = false
+        state = .head(resume: 0)
+    }
+
+    /// Pass only the payload of a chunked response body on (a client that cannot take chunked coding).
+    func decodeChunks() {
+        decodingChunks = true
+    }
+
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() {
@@ -191,15 +224,73 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let delegate else {
+        var bytes = unwrapInboundIn(data)
+        guard delegate != nil, !isClosed else {
             close()
             return
         }
-        switch unwrapInboundIn(data) {
-        case .head(let head): delegate.upstreamResponseHead(head)
-        case .body(let body): delegate.upstreamResponseBody(body)
-        case .end(let trailers): delegate.upstreamResponseEnd(trailers)
+        if var held = inbound {
+            held.writeBuffer(&bytes)
+            bytes = held
+            inbound = nil
         }
+        while bytes.readableBytes > 0, !isClosed {
+            switch state {
+            case .idle:
+                close()
+            case .head(let resume):
+                let (end, next) = bytes.withUnsafeReadableBytes { HTTP1Parser.headEnd($0, from: resume) }
+                guard let end else {
+                    guard bytes.readableBytes <= HTTP1Parser.maxHeadBytes else { return close() }
+                    state = .head(resume: next)
+                    inbound = bytes
+                    return
+                }
+                let raw = bytes.readSlice(length: end)!
+                guard case .success(let head) = raw.withUnsafeReadableBytes({ HTTP1Parser.parseResponse($0, requestMethod: requestMethod) }),
+                      head.status != 101, let delegate
+                else { return close() }
+                if head.status < 200 {
+                    state = .head(resume: 0)
+                    delegate.upstreamInterimResponse(head, bytes: raw)
+                    continue
+                }
+                state = .body(HTTP1BodyReader(head.framing))
+                delegate.upstreamResponseHead(head, bytes: raw)
+                guard self.delegate != nil else { return }  // the exchange let go of this connection (a retry)
+                if head.framing == .none { finishResponse(leftover: bytes.readableBytes) }
+            case .body(var reader):
+                let taken: Int
+                do {
+                    if decodingChunks {
+                        let base = bytes
+                        var parts: [ByteBuffer] = []
+                        taken = try bytes.withUnsafeReadableBytes { p throws(HTTP1ParseError) in
+                            try reader.read(p) { range in
+                                if !range.isEmpty { parts.append(base.getSlice(at: base.readerIndex + range.lowerBound, length: range.count)!) }
+                            }
+                        }
+                        bytes.moveReaderIndex(forwardBy: taken)
+                        for part in parts { delegate?.upstreamResponseBody(part) }
+                    } else {
+                        taken = try bytes.withUnsafeReadableBytes { p throws(HTTP1ParseError) in try reader.read(p) { _ in } }
+                        if taken > 0 { delegate?.upstreamResponseBody(bytes.readSlice(length: taken)!) }
+                    }
+                } catch {
+                    return close()
+                }
+                state = .body(reader)
+                if reader.isComplete { finishResponse(leftover: bytes.readableBytes) }
+            }
+        }
+    }
+
+    /// The response ended; bytes after it (a response nobody asked for) make the connection unusable.
+    private func finishResponse(leftover: Int) {
+        state = .idle
+        if leftover > 0 { spent = true }
+        delegate?.upstreamResponseEnd()
+        if spent { close() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -221,14 +312,16 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            // The backend closed its side: a close-delimited response has ended (the decoder passed
-            // on its end first); nothing more can come, so the connection cannot be reused.
+            // The backend closed its side: a close-delimited response has ended; nothing more can
+            // come, so the connection cannot be reused.
+            endCloseDelimitedResponse()
             close()
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        endCloseDelimitedResponse()
         isClosed = true
         pool?.closed(self)
         let delegate = self.delegate
@@ -237,8 +330,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    private func endCloseDelimitedResponse() {
+        guard case .body(let reader) = state, reader.endsWithClose else { return }
+        state = .idle
+        spent = true
+        delegate?.upstreamResponseEnd()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A reset, or a response that does not parse: the connection is unusable either way.
+        // A reset: the connection is unusable.
         close()
     }
 }
