@@ -213,7 +213,9 @@ public final class ImageStore: Sendable {
             let path = (root as NSString).appendingPathComponent(file)
             if !FileManager.default.fileExists(atPath: path) {
                 let contents = file == "etc/hosts" ? "127.0.0.1\tlocalhost\n::1\tlocalhost\n" : ""
-                FileManager.default.createFile(atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o644])
+                guard FileManager.default.createFile(atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o644]) else {
+                    throw RuntimeError(code: .image, message: "cannot create \(path), which containers mount over")
+                }
             }
         }
     }
