@@ -39,7 +39,9 @@ public enum ResourceView {
         case .replica:
             let replica = decode(Replica.self, object)
             let status = replica?.status
-            cells = [metadata.name, phase(replica), (replica?.isReady ?? false) ? "true" : "false", "\(status?.restarts ?? 0)",
+            // As kubectl's STATUS shows it, an OOM kill stands next to the restart count.
+            let oom = status?.lastExitReason == "OOMKilled" ? " (OOMKilled)" : ""
+            cells = [metadata.name, phase(replica), (replica?.isReady ?? false) ? "true" : "false", "\(status?.restarts ?? 0)\(oom)",
                      replica.flatMap(address) ?? "<none>", replica?.spec.node ?? "<none>", age]
         case .node:
             let node = decode(Node.self, object)

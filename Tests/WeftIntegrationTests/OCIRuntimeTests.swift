@@ -244,6 +244,8 @@ struct OCIRuntimeTests {
             let hungryName = try #require(hungry["name"] as? String)
             let describedHungry = try await cluster.cli(["describe", "replica", hungryName])
             #expect(describedHungry.stdout.contains("OOMKilled") && describedHungry.stdout.contains("SIGKILL"), "\(describedHungry.stdout)")
+            let hungryDeployment = try await cluster.cli(["describe", "deployment", "hungry"])
+            #expect(hungryDeployment.stdout.contains("(OOMKilled)"), "\(hungryDeployment.stdout)")
             print("oci runtime: \(hungryName) \(hungry["lastExitReason"] ?? "") after \(hungry["restarts"] ?? 0) restarts; cart \(cartName) \(oldIP) → \(newIP)")
 
             // 5. An image the node does not have: Pending with what to do, not a crash loop.
