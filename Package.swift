@@ -46,6 +46,7 @@ let package = Package(
         // Workload drivers (processes), logs, probes.
         .target(name: "WeftRuntime", dependencies: [
             "WeftCore",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

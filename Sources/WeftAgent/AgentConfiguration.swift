@@ -76,6 +76,14 @@ public struct AgentConfiguration: Sendable {
         (stateDirectory as NSString).appendingPathComponent("identity")
     }
 
+    /// The node's container images (oci runtime), which `weft image` manages: `<stateDirectory>/images`.
+    public var imageDirectory: String { Self.imageDirectory(stateDirectory: stateDirectory) }
+
+    /// The image directory of an agent whose state directory is `stateDirectory`.
+    public static func imageDirectory(stateDirectory: String) -> String {
+        (stateDirectory as NSString).appendingPathComponent("images")
+    }
+
     /// The log directory of one namespace.
     public func logDirectory(namespace: String) -> String {
         (logDirectory as NSString).appendingPathComponent(namespace)

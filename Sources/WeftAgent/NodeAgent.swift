@@ -47,6 +47,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
         // The netns driver: leftovers of a crashed agent are removed, then the bridge is set up, before
         // DNS listens on the bridge address and before any replica starts.
         let (netns, netnsUnavailable) = try await startNetnsDriver()
+        let (oci, ociUnavailable) = await startOCIDriver(netnsUnavailable: netnsUnavailable)
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let mesh = MeshAuthorization(nodeName: configuration.nodeName, trustDomain: configuration.trustDomain)
         // DNS listens before any replica starts, so each one is told where it is; the tunnel before the
@@ -77,7 +78,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
         let context = AgentContext(configuration: configuration, client: client, ports: PortAllocator(host: configuration.nodeAddress),
                                    ledger: ledger, backoff: RestartBackoff(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                                    dnsAddress: dns.map { Self.replicaAddress(of: $0.localAddress, nodeAddress: configuration.nodeAddress) },
-                                   netns: netns, netnsUnavailable: netnsUnavailable, podDNSAddress: podDNS.map { _ in netns!.dnsAddress },
+                                   netns: netns, netnsUnavailable: netnsUnavailable, oci: oci, ociUnavailable: ociUnavailable, podDNSAddress: podDNS.map { _ in netns!.dnsAddress },
                                    workloads: workloads, identities: identities, volumes: volumes, logger: logger)
         let supervisor = ReplicaSupervisor(context: context)
         let proxy = NodeProxy(group: proxyGroup, logger: logger, mesh: MeshRouting(
@@ -94,13 +95,14 @@ public struct NodeAgent: ServiceLifecycle.Service {
                                         interval: self.configuration.trustRefreshInterval, logger: logger).run()
                 }
             }
-            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound, proxy: proxy, netns: netns != nil) }
+            group.addTask { await self.heartbeat(tunnel: tunnelAddress, inbound: inbound, proxy: proxy, netns: netns != nil, oci: oci != nil) }
             group.addTask { await self.watchReplicas(supervisor) }
             group.addTask { await routing.run(client: self.client) }
             try? await gracefulShutdown()
             group.cancelAll()
         }
         await supervisor.stopAll()
+        oci?.tearDownNode()
         await identities?.stop()
         logger.info("agent stopped its replicas")
         await inbound?.shutdown()
@@ -137,6 +139,28 @@ public struct NodeAgent: ServiceLifecycle.Service {
         return (driver, nil)
     }
 
+    /// The node's oci driver with the leftovers of a previous agent removed, when it can run here; else
+    /// why replicas asking for it cannot (they then stay Pending with that reason).
+    private func startOCIDriver(netnsUnavailable: String?) async -> (OCIDriver?, String?) {
+        let runcPath = OCIDriverSupport.findRunc()
+        let version = CgroupVersion.current()
+        let reason = OCIDriverSupport.unavailableReason(uid: geteuid(), runcPath: runcPath, netnsUnavailable: netnsUnavailable,
+                                                        missingControllers: OCIDriverSupport.missingControllers(version: version))
+        if let reason {
+            logger.info("the oci runtime is unavailable; replicas asking for it stay pending", metadata: ["reason": "\(reason)"])
+            return (nil, reason)
+        }
+        do {
+            let driver = try OCIDriver(runcPath: runcPath!, stateDirectory: configuration.stateDirectory, nodeName: configuration.nodeName, logger: logger)
+            await driver.removeLeftovers()
+            logger.info("oci runtime ready", metadata: ["runc": "\(runcPath!)", "cgroups": "\(version)", "images": "\(driver.images.directory)"])
+            return (driver, nil)
+        } catch {
+            logger.warning("the oci runtime is unavailable; replicas asking for it stay pending", metadata: ["error": "\(error)"])
+            return (nil, "cannot set up the oci runtime: \(error)")
+        }
+    }
+
     /// The inbound mTLS tunnel port on the node's address, when the node has an identity to present.
     private func startTunnel(group: any EventLoopGroup, tls: MeshTLS, mesh: MeshAuthorization) async throws -> TunnelInbound? {
         guard let port = configuration.tunnelPort, configuration.trustDomain != nil else { return nil }
@@ -169,11 +193,15 @@ public struct NodeAgent: ServiceLifecycle.Service {
     /// The label (value `true`) of nodes whose agent runs the netns runtime, for `nodeSelector`.
     public static let netnsLabel = "weft.io/netns"
 
-    private func nodeObject(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy, netns: Bool) -> Node {
+    /// The label (value `true`) of nodes whose agent runs the oci runtime, for `nodeSelector`.
+    public static let ociLabel = "weft.io/oci"
+
+    private func nodeObject(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy, netns: Bool, oci: Bool) -> Node {
         var metadata = ObjectMeta(name: configuration.nodeName)
         // Every node carries its own name as a label, for nodeSelector (as kubernetes.io/hostname).
         var automatic = [Self.nodeNameLabel: configuration.nodeName]
         if netns { automatic[Self.netnsLabel] = "true" }
+        if oci { automatic[Self.ociLabel] = "true" }
         metadata.labels = configuration.labels.merging(automatic) { given, _ in given }
         let capacity = configuration.capacity ?? ResourceList(cpu: String(ProcessInfo.processInfo.activeProcessorCount),
                                                               memory: "\(ProcessInfo.processInfo.physicalMemory / 1024 / 1024)Mi")
@@ -191,10 +219,10 @@ public struct NodeAgent: ServiceLifecycle.Service {
         TunnelCounters(connections: c.connections, handshakeFailures: c.handshakeFailures, streams: c.streams, denied: c.denied, failed: c.failed)
     }
 
-    private func heartbeat(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy, netns: Bool) async {
+    private func heartbeat(tunnel: String?, inbound: TunnelInbound?, proxy: NodeProxy, netns: Bool, oci: Bool) async {
         while !Task.isCancelled {
             do {
-                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound, proxy: proxy, netns: netns))
+                try await client.putNode(nodeObject(tunnel: tunnel, inbound: inbound, proxy: proxy, netns: netns, oci: oci))
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }

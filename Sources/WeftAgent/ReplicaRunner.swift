@@ -11,7 +11,8 @@ import WeftRuntime
 /// process, probes it, restarts it with backoff when it exits or fails liveness, and reports status.
 ///
 /// With the netns driver every start gets a sandbox of its own (namespace, veth, an address from the
-/// pod network), removed when the process exits: a restarted replica comes back at a new address.
+/// pod network), removed when the process exits: a restarted replica comes back at a new address. The
+/// oci driver runs each start as a runc container in such a sandbox, inside the replica's cgroup.
 actor ReplicaRunner {
     let key: String
     private(set) var replica: Replica
@@ -28,6 +29,10 @@ actor ReplicaRunner {
     private var process: ReplicaProcess?
     /// The running incarnation's network namespace (netns driver).
     private var sandbox: PodSandbox?
+    /// The replica's cgroup (oci driver), made at its first start and kept until it stops for good.
+    private var cgroup: ReplicaCgroup?
+    /// The running container's process id on the host (oci driver).
+    private var containerPID: Int?
     private var stopping = false
     /// The workload certificate files handed to the process, once acquired.
     private var svid: WorkloadIdentities.Files?
@@ -45,7 +50,7 @@ actor ReplicaRunner {
         let runtime = replica.spec.template.runtime.flatMap(WorkloadRuntime.init(rawValue:)) ?? context.configuration.runtime
         self.runtime = runtime
         var ports: [String: Int] = [:]
-        if runtime == .netns {
+        if runtime == .netns || runtime == .oci {
             // The replica has its own address: every port is free, and none is taken from the node.
             for (index, port) in (replica.spec.template.ports ?? []).enumerated() {
                 ports[port.name] = port.containerPort ?? 8080 + index
@@ -91,8 +96,23 @@ actor ReplicaRunner {
             while !stopping { try? await Task.sleep(for: .milliseconds(200)) }
             return
         }
+        if runtime == .oci, let reason = context.ociUnavailable {
+            publish(.pending, ready: false, message: "cannot run on node \(context.configuration.nodeName): \(reason)")
+            context.logger.warning("replica stays pending", metadata: ["replica": "\(key)", "reason": "\(reason)"])
+            while !stopping { try? await Task.sleep(for: .milliseconds(200)) }
+            return
+        }
         var crashes = 0
         while !stopping {
+            if let missing = missingImage() {
+                // Not a crash: the replica waits, Pending, until the image is imported on this node.
+                if status.phase != .pending || status.message != missing {
+                    context.logger.warning("replica waits for its image", metadata: ["replica": "\(key)", "reason": "\(missing)"])
+                    publish(.pending, ready: false, message: missing)
+                }
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
             guard let config = await awaitConfig() else { break }
             let started = ContinuousClock.now
             guard let process = await start(config: config) else {
@@ -101,10 +121,11 @@ actor ReplicaRunner {
                 await backoff(crashes: crashes)
                 continue
             }
-            let exit = await supervise(process)
+            var exit = await supervise(process)
             context.ledger.forget(key)
             context.workloads.exited(pid: process.pid, address: sandbox?.address.description)
             self.process = nil
+            if runtime == .oci { exit = await containerExited(exit) }
             if stopping { break }
             await removeSandbox()
             crashes = context.backoff.crashesAfterExit(previous: crashes, runTime: ContinuousClock.now - started)
@@ -123,9 +144,13 @@ actor ReplicaRunner {
         if let process {
             let grace = Duration.seconds(replica.spec.template.gracePeriodSeconds)
             let exit = await process.stop(grace: grace)
-            status.lastExitStatus = exit.description
+            status.lastExitStatus = (runtime == .oci ? ContainerProcess.containerExit(exit) : exit).description
             context.ledger.forget(key)
             context.workloads.exited(pid: process.pid, address: sandbox?.address.description)
+        }
+        if runtime == .oci, let driver = context.oci {
+            await driver.remove(driver.containerID(namespace: replica.namespace, name: replica.name), cgroup: cgroup)
+            cgroup = nil
         }
         await removeSandbox()
         context.volumes.remove(namespace: replica.namespace, replica: replica.name)
@@ -217,7 +242,7 @@ actor ReplicaRunner {
             let logDirectory = context.configuration.logDirectory(namespace: replica.namespace)
             try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             let log = try RotatingLog(directory: logDirectory, replica: replica.name)
-            if runtime == .netns, sandbox == nil {
+            if runtime == .netns || runtime == .oci, sandbox == nil {
                 guard let driver = context.netns else {
                     throw RuntimeError(code: .driverUnavailable, message: "node \(context.configuration.nodeName) has no netns driver")
                 }
@@ -227,9 +252,15 @@ actor ReplicaRunner {
                     return nil
                 }
             }
-            var spec = ProcessSpec(executable: template.command[0], arguments: Array(template.command.dropFirst()) + (template.args ?? []),
+            var spec: ProcessSpec
+            if runtime == .oci {
+                spec = try await containerSpec()
+            } else {
+                let command = template.command ?? []
+                spec = ProcessSpec(executable: command[0], arguments: Array(command.dropFirst()) + (template.args ?? []),
                                    environment: environment(), workingDirectory: template.workingDir)
-            if let sandbox, let driver = context.netns { spec = sandbox.wrap(spec, ip: driver.bridge.ip) }
+                if let sandbox, let driver = context.netns { spec = sandbox.wrap(spec, ip: driver.bridge.ip) }
+            }
             let process = try ReplicaProcess.start(spec, log: log, logger: context.logger)
             self.process = process
             context.ledger.record(key, process.identity)
@@ -238,6 +269,10 @@ actor ReplicaRunner {
             }
             status.address = replicaAddress
             status.pid = Int(process.pid)
+            if runtime == .oci, let driver = context.oci {
+                containerPID = await driver.containerPID(id: driver.containerID(namespace: replica.namespace, name: replica.name))
+                status.pid = containerPID ?? Int(process.pid)
+            }
             status.startedAt = Date().formatted(.iso8601)
             if template.readinessProbe == nil {
                 publish(.ready, ready: true)
@@ -335,14 +370,104 @@ actor ReplicaRunner {
         status.message = nil
     }
 
+    // MARK: - Containers (oci driver)
+
+    /// Why the replica's image cannot be used on this node (not imported), or nil.
+    private func missingImage() -> String? {
+        guard runtime == .oci, let driver = context.oci, let name = replica.spec.template.image else { return nil }
+        guard let reference = ImageReference(name) else { return "image \"\(name)\" is not a valid image name" }
+        do {
+            _ = try driver.images.image(reference, node: context.configuration.nodeName)
+            return nil
+        } catch let error as RuntimeError {
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Writes the container's bundle and returns the `runc run` that runs it.
+    private func containerSpec() async throws -> ProcessSpec {
+        guard let driver = context.oci, let sandbox else {
+            throw RuntimeError(code: .driverUnavailable, message: "node \(context.configuration.nodeName) has no oci driver")
+        }
+        let template = replica.spec.template
+        let rootfs: String
+        var imageConfig = ImageRuntimeConfig()
+        if let name = template.image, let reference = ImageReference(name) {
+            let image = try driver.images.image(reference, node: context.configuration.nodeName)
+            rootfs = driver.images.rootfs(manifestDigest: image.manifestDigest)
+            imageConfig = image.config
+        } else if let directory = template.rootfs {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw RuntimeError(code: .container, message: "rootfs \(directory) is not a directory on node \(context.configuration.nodeName)")
+            }
+            rootfs = directory
+        } else {
+            throw RuntimeError(code: .container, message: "runtime oci needs image or rootfs")
+        }
+        let arguments = imageConfig.arguments(command: template.command, args: template.args)
+        guard !arguments.isEmpty else {
+            throw RuntimeError(code: .container, message: "the image has no entrypoint or cmd; give command")
+        }
+        let id = driver.containerID(namespace: replica.namespace, name: replica.name)
+        if cgroup == nil {
+            let limit = template.resources?.limits?.memory.flatMap(Quantity.bytes)
+            cgroup = try ReplicaCgroup(path: driver.cgroupPath(id), memoryLimit: limit, version: driver.cgroupVersion)
+        }
+        let user = try ContainerProcess.user(image: imageConfig.user, securityContext: template.securityContext, rootfs: rootfs)
+        var mounts: [ContainerMount] = []
+        var environment = environment(base: ContainerProcess.imageEnvironment(imageConfig.env))
+        for volume in context.volumes.volumes(of: replica) {
+            // A volume appears at its mountPath, else at its directory's path on the node; WEFT_VOLUME_<NAME>
+            // names where the container sees it.
+            let path = volume.mountPath ?? volume.hostDirectory
+            mounts.append(ContainerMount(hostPath: volume.hostDirectory, containerPath: path, readOnly: volume.readOnly))
+            environment["WEFT_VOLUME_" + volume.name.uppercased().replacingOccurrences(of: "-", with: "_")] = path
+        }
+        if let svid {
+            // The workload certificate files appear at the paths WEFT_SVID_* name.
+            mounts.append(ContainerMount(hostPath: svid.directory, containerPath: svid.directory))
+        }
+        let config = ContainerConfig(
+            arguments: arguments, environment: environment,
+            workingDirectory: template.workingDir ?? imageConfig.workingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
+            user: user.uid, group: user.gid, hostname: replica.name, rootfs: rootfs,
+            networkNamespace: "/run/netns/\(sandbox.names.namespace)",
+            resolvConf: (PodSandbox.etcDirectory(namespace: sandbox.names.namespace) as NSString).appendingPathComponent("resolv.conf"),
+            mounts: mounts, cpuMillicores: template.resources?.limits?.cpu.flatMap(Quantity.millicores),
+            cgroupsPath: "\(driver.cgroupPath(id))/container")
+        try await driver.writeBundle(id: id, config: config)
+        return driver.runSpec(id: id)
+    }
+
+    /// After `runc run` ended: the container's exit status, why it ended (`OOMKilled` when its cgroup
+    /// saw an OOM kill), and the container deleted.
+    private func containerExited(_ exit: ExitStatus) async -> ExitStatus {
+        let exit = ContainerProcess.containerExit(exit)
+        containerPID = nil
+        let oomKills = cgroup?.takeOOMKills() ?? 0
+        status.lastExitReason = oomKills > 0 ? "OOMKilled" : exit.isSuccess ? "Completed" : "Error"
+        if oomKills > 0 {
+            status.message = "OOMKilled: the container used more than its memory limit \(replica.spec.template.resources?.limits?.memory ?? "")"
+            context.logger.warning("replica container was OOM-killed", metadata: ["replica": "\(key)", "exit": "\(exit)"])
+        }
+        if let driver = context.oci { await driver.delete(driver.containerID(namespace: replica.namespace, name: replica.name)) }
+        return exit
+    }
+
     // MARK: - Inputs
 
-    private func environment() -> [String: String] {
+    /// The replica's environment on top of `base`, or of the agent's PATH, HOME, LANG, TZ and TMPDIR.
+    private func environment(base: [String: String]? = nil) -> [String: String] {
         let configuration = context.configuration
-        var env: [String: String] = [:]
-        let inherited = ProcessInfo.processInfo.environment
-        env["PATH"] = (configuration.extraPath + [inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]).joined(separator: ":")
-        for name in ["HOME", "LANG", "TZ", "TMPDIR"] { env[name] = inherited[name] }
+        var env: [String: String] = base ?? [:]
+        if base == nil {
+            let inherited = ProcessInfo.processInfo.environment
+            env["PATH"] = (configuration.extraPath + [inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]).joined(separator: ":")
+            for name in ["HOME", "LANG", "TZ", "TMPDIR"] { env[name] = inherited[name] }
+        }
         // envFrom and valueFrom, then literal values: `env` wins over `envFrom`, as in Kubernetes.
         env.merge(configEnvironment) { _, new in new }
         for variable in replica.spec.template.env ?? [] where variable.valueFrom == nil { env[variable.name] = variable.value ?? "" }
@@ -394,7 +519,9 @@ actor ReplicaRunner {
             return .tcpConnect(host: host, port: resolve(tcp.port), timeout: timeout)
         }
         var command = probe.exec?.command ?? ["false"]
-        if let sandbox, let driver = context.netns {
+        if runtime == .oci, let driver = context.oci {
+            command = driver.execCommand(id: driver.containerID(namespace: replica.namespace, name: replica.name), command)
+        } else if let sandbox, let driver = context.netns {
             command = [driver.bridge.ip.path, "netns", "exec", sandbox.names.namespace] + command
         }
         return .exec(command: command, environment: environment(), timeout: timeout)
@@ -415,6 +542,10 @@ struct AgentContext: Sendable {
     let netns: NetnsDriver?
     /// Why replicas asking for the netns driver cannot run here; nil when they can.
     let netnsUnavailable: String?
+    /// The oci driver, when the node can run it.
+    let oci: OCIDriver?
+    /// Why replicas asking for the oci driver cannot run here; nil when they can.
+    let ociUnavailable: String?
     /// `bridge-address:53`, where replicas in their own namespace reach the node's DNS; nil without DNS.
     let podDNSAddress: String?
     /// Running replica processes and their identities, for the node proxy.

@@ -39,7 +39,9 @@ public enum ResourceView {
         case .replica:
             let replica = decode(Replica.self, object)
             let status = replica?.status
-            cells = [metadata.name, phase(replica), (replica?.isReady ?? false) ? "true" : "false", "\(status?.restarts ?? 0)",
+            // As kubectl's STATUS shows it, an OOM kill stands next to the restart count.
+            let oom = status?.lastExitReason == "OOMKilled" ? " (OOMKilled)" : ""
+            cells = [metadata.name, phase(replica), (replica?.isReady ?? false) ? "true" : "false", "\(status?.restarts ?? 0)\(oom)",
                      replica.flatMap(address) ?? "<none>", replica?.spec.node ?? "<none>", age]
         case .node:
             let node = decode(Node.self, object)
@@ -87,7 +89,7 @@ public enum ResourceView {
 
     /// Convenience fields for scripts and tests: `name` and `namespace` for every kind (`""` for
     /// nodes), and the state that matters per kind (for replicas: deployment, node, phase, ready,
-    /// address, ip, ports, restarts, pid; for authorization policies: service, rules; for peer
+    /// address, ip, ports, restarts, pid, lastExitReason, message; for authorization policies: service, rules; for peer
     /// authentications: mode).
     public static func flatFields(_ kind: ResourceKind, _ object: JSONValue) -> [String: JSONValue] {
         let name = object["metadata"]?["name"]?.stringValue ?? ""
@@ -116,6 +118,8 @@ public enum ResourceView {
             fields["ports"] = .object((replica?.status?.ports ?? [:]).mapValues { .int(Int64($0)) })
             fields["restarts"] = int(replica?.status?.restarts ?? 0)
             fields["pid"] = replica?.status?.pid.map(int) ?? .null
+            fields["lastExitReason"] = optional(replica?.status?.lastExitReason)
+            fields["message"] = optional(replica?.status?.message)
         case .node:
             let node = decode(Node.self, object)
             fields["ready"] = .bool(node?.status?.ready ?? false)

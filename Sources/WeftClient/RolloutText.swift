@@ -109,6 +109,8 @@ public enum RolloutText {
             parts.append(after[name].map { "\(name)=\($0)" } ?? "-\(name)")
         }
         if old.spec.command != new.spec.command || old.spec.args != new.spec.args { parts.append("command") }
+        if old.spec.image != new.spec.image { parts.append("image=\(new.spec.image ?? "none")") }
+        if old.spec.rootfs != new.spec.rootfs { parts.append("rootfs") }
         if old.spec.ports != new.spec.ports { parts.append("ports") }
         if old.spec.readinessProbe != new.spec.readinessProbe || old.spec.livenessProbe != new.spec.livenessProbe { parts.append("probes") }
         if old.metadata?.labels != new.metadata?.labels { parts.append("labels") }

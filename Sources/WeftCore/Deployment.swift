@@ -89,7 +89,10 @@ public struct TemplateMetadata: Codable, Sendable, Hashable {
 
 /// What one replica runs: a process with its arguments, environment, ports, probes and resources.
 public struct WorkloadSpec: Codable, Sendable, Hashable {
-    public var command: [String]
+    /// The program and its leading arguments. Required, except with `runtime: oci` and an `image`, whose
+    /// entrypoint it then overrides (Kubernetes semantics).
+    public var command: [String]?
+    /// Arguments after `command`; with an image and no `command`, they replace the image's `Cmd`.
     public var args: [String]?
     public var env: [EnvVar]?
     public var workingDir: String?
@@ -115,12 +118,19 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
     public var volumes: [Volume]?
     /// Where the replica sees each volume.
     public var volumeMounts: [VolumeMount]?
+    /// `runtime: oci`: an image imported on the node with `weft image import`, `NAME[:TAG]` (tag `latest`).
+    public var image: String?
+    /// `runtime: oci`: an absolute path on the node to a root filesystem directory, instead of `image`.
+    public var rootfs: String?
+    /// `runtime: oci`: the user and group the replica's process runs as.
+    public var securityContext: SecurityContext?
 
-    public init(command: [String], args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
+    public init(command: [String]?, args: [String]? = nil, env: [EnvVar]? = nil, workingDir: String? = nil,
                 ports: [ContainerPort]? = nil, readinessProbe: Probe? = nil, livenessProbe: Probe? = nil,
                 resources: ResourceRequirements? = nil, terminationGracePeriodSeconds: Int? = nil,
                 nodeSelector: [String: String]? = nil, tolerations: [Toleration]? = nil, serviceAccountName: String? = nil,
-                runtime: String? = nil, envFrom: [EnvFromSource]? = nil, volumes: [Volume]? = nil, volumeMounts: [VolumeMount]? = nil) {
+                runtime: String? = nil, envFrom: [EnvFromSource]? = nil, volumes: [Volume]? = nil, volumeMounts: [VolumeMount]? = nil,
+                image: String? = nil, rootfs: String? = nil, securityContext: SecurityContext? = nil) {
         self.envFrom = envFrom
         self.volumes = volumes
         self.volumeMounts = volumeMounts
@@ -137,12 +147,26 @@ public struct WorkloadSpec: Codable, Sendable, Hashable {
         self.tolerations = tolerations
         self.serviceAccountName = serviceAccountName
         self.runtime = runtime
+        self.image = image
+        self.rootfs = rootfs
+        self.securityContext = securityContext
     }
 
     public var gracePeriodSeconds: Int { terminationGracePeriodSeconds ?? 30 }
 
     /// `serviceAccountName`, or `deployment` (the name of the deployment the template belongs to).
     public func serviceAccount(deployment: String) -> String { serviceAccountName ?? deployment }
+}
+
+/// Who a container's process runs as (`runtime: oci`); the image's `User`, else root, when absent.
+public struct SecurityContext: Codable, Sendable, Hashable {
+    public var runAsUser: Int?
+    public var runAsGroup: Int?
+
+    public init(runAsUser: Int? = nil, runAsGroup: Int? = nil) {
+        self.runAsUser = runAsUser
+        self.runAsGroup = runAsGroup
+    }
 }
 
 /// One environment variable: a literal `value`, or `valueFrom` a key of a ConfigMap or Secret.

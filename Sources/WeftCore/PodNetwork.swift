@@ -5,16 +5,16 @@ public enum WorkloadRuntime: String, Sendable, Hashable, CaseIterable, Codable, 
     /// A process in a network namespace of its own, with an IP from the node's pod CIDR on the node
     /// bridge. Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2.
     case netns
+    /// A container run by runc from an imported image or a root filesystem directory, in a network
+    /// namespace of the netns driver, with cgroup CPU and memory limits. Needs root and runc.
+    case oci
 
     public var description: String { rawValue }
 
     /// Why `text` is not a runtime this version runs, or nil when it is one.
     public static func problem(_ text: String) -> String? {
         if WorkloadRuntime(rawValue: text) != nil { return nil }
-        if text == "oci" {
-            return "the oci runtime (runc) is not available in this version; use process or netns"
-        }
-        return "must be process or netns, got \"\(text)\""
+        return "must be process, netns or oci, got \"\(text)\""
     }
 }
 

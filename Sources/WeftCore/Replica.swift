@@ -67,6 +67,9 @@ public struct ReplicaStatus: Codable, Sendable, Hashable {
     public var restarts: Int
     /// E.g. `exit 1` or `signal 9 (SIGKILL)`.
     public var lastExitStatus: String?
+    /// Why the last incarnation ended when the node knows more than its exit status: `OOMKilled` (its
+    /// cgroup's memory limit was hit) or `Error`/`Completed` (as Kubernetes names them). Set by the oci driver.
+    public var lastExitReason: String?
     /// Why the replica is in its phase, for `weft describe`.
     public var message: String?
     public var pid: Int?

@@ -314,11 +314,15 @@ public enum Validation {
 
     static func validateWorkload(_ workload: WorkloadSpec, at path: FieldPath) -> [FieldError] {
         var errors: [FieldError] = []
-        if workload.command.isEmpty {
-            errors.append((path / "command").error("must name the program to run, e.g. [\"/usr/bin/python3\", \"-m\", \"http.server\"]"))
-        } else if workload.command[0].isEmpty {
-            errors.append((path / "command")[0].error("must not be empty"))
+        let oci = workload.runtime == WorkloadRuntime.oci.rawValue
+        if let command = workload.command, !command.isEmpty {
+            if command[0].isEmpty { errors.append((path / "command")[0].error("must not be empty")) }
+        } else if !(oci && workload.image != nil) {
+            errors.append((path / "command").error(workload.command == nil && !oci
+                ? "is required" + ": name the program to run, e.g. [\"/usr/bin/python3\", \"-m\", \"http.server\"]"
+                : "must name the program to run, e.g. [\"/usr/bin/python3\", \"-m\", \"http.server\"] (only runtime: oci with an image may leave it out)"))
         }
+        errors += validateContainer(workload, at: path)
         var envNames = Set<String>()
         for (i, variable) in (workload.env ?? []).enumerated() {
             let namePath = (path / "env")[i] / "name"
@@ -380,6 +384,41 @@ public enum Validation {
         }
         if let grace = workload.terminationGracePeriodSeconds, !(0...3600).contains(grace) {
             errors.append((path / "terminationGracePeriodSeconds").error("must be between 0 and 3600"))
+        }
+        return errors
+    }
+
+    /// The fields of `runtime: oci`: exactly one of `image` and `rootfs`, neither with another runtime.
+    static func validateContainer(_ workload: WorkloadSpec, at path: FieldPath) -> [FieldError] {
+        var errors: [FieldError] = []
+        let oci = workload.runtime == WorkloadRuntime.oci.rawValue
+        if !oci {
+            for (field, value) in [("image", workload.image), ("rootfs", workload.rootfs)] where value != nil {
+                errors.append((path / field).error("needs runtime: oci (a container run by runc); add it, or remove \(field)"))
+            }
+            if workload.securityContext != nil {
+                errors.append((path / "securityContext").error("needs runtime: oci; other runtimes run the replica as the agent's user"))
+            }
+            return errors
+        }
+        switch (workload.image, workload.rootfs) {
+        case (nil, nil):
+            errors.append((path / "image").error("is required with runtime: oci: an image imported with weft image import (NAME[:TAG]), or give rootfs: a root filesystem directory on the node"))
+        case (.some, .some):
+            errors.append((path / "rootfs").error("must not be given together with image; choose one"))
+        case (let image?, nil):
+            if let problem = ImageReference.problem(image) { errors.append((path / "image").error(problem)) }
+        case (nil, let rootfs?):
+            if !rootfs.hasPrefix("/") || rootfs.split(separator: "/").contains("..") {
+                errors.append((path / "rootfs").error("must be an absolute path without '..' to a root filesystem directory on the node, got \"\(rootfs)\""))
+            }
+        }
+        if let context = workload.securityContext {
+            for (field, value) in [("runAsUser", context.runAsUser), ("runAsGroup", context.runAsGroup)] {
+                if let value, !(0...Int(UInt32.max - 1)).contains(value) {
+                    errors.append((path / "securityContext" / field).error("must be a user or group id from 0 to 4294967294, got \(value)"))
+                }
+            }
         }
         return errors
     }

@@ -8,6 +8,7 @@ enum GNU {
     typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, UnsafePointer<CChar>?) -> Int32
     typealias AddClosefrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
     typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
+    typealias EventFD = @convention(c) (UInt32, Int32) -> Int32
 
     /// `POSIX_SPAWN_SETSID` from glibc's `<spawn.h>` (glibc 2.26+).
     static let spawnSetSID: Int32 = 0x80
@@ -18,6 +19,8 @@ enum GNU {
     static let addClosefrom: AddClosefrom? = lookup("posix_spawn_file_actions_addclosefrom_np")
     /// `pipe2`.
     static let pipe2: Pipe2? = lookup("pipe2")
+    /// `eventfd` (`<sys/eventfd.h>`); its flags are `O_NONBLOCK` and `O_CLOEXEC`.
+    static let eventfd: EventFD? = lookup("eventfd")
 
     private static func lookup<F>(_ name: String) -> F? {
         // A nil handle is RTLD_DEFAULT on glibc: search the global symbol scope.

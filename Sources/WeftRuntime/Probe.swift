@@ -198,6 +198,9 @@ final class OutputCapture: Sendable {
         }
     }
 
+    /// The output as it was, lines and all.
+    var rawText: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+
     var text: String {
         let raw = bytes.withLock { $0 }
         return String(decoding: raw, as: UTF8.self)

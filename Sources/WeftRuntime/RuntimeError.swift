@@ -32,6 +32,10 @@ public struct RuntimeError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let network = Code("network")
         /// The requested workload driver cannot run on this node (not root, `ip` missing, no pod CIDR).
         public static let driverUnavailable = Code("driverUnavailable")
+        /// Creating, running or removing a container with runc failed (oci driver).
+        public static let container = Code("container")
+        /// Importing, reading or unpacking a container image failed, or the image is not on the node.
+        public static let image = Code("image")
     }
 
     /// The kind of failure.

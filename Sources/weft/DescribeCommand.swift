@@ -159,7 +159,11 @@ struct Description {
     }
 
     mutating func workload(_ spec: WorkloadSpec, serviceAccount: String) {
-        field("Command", Self.shellWords(spec.command + (spec.args ?? [])))
+        field("Command", spec.command == nil && spec.args == nil ? "(the image's)" : Self.shellWords((spec.command ?? ["(the image's entrypoint)"]) + (spec.args ?? [])))
+        if let image = spec.image { field("Image", image) }
+        if let rootfs = spec.rootfs { field("Root Filesystem", rootfs) }
+        if let user = spec.securityContext?.runAsUser { field("Run As User", String(user)) }
+        if let group = spec.securityContext?.runAsGroup { field("Run As Group", String(group)) }
         field("Service Account", serviceAccount + (spec.serviceAccountName == nil ? " (the deployment's name)" : ""))
         field("Runtime", spec.runtime ?? "(the node's default)")
         if let dir = spec.workingDir { field("Working Dir", dir) }
@@ -215,6 +219,7 @@ struct Description {
         field("Ports", (status?.ports ?? [:]).isEmpty ? nil : (status?.ports ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
         field("Restarts", "\(status?.restarts ?? 0)")
         field("Last Exit Status", status?.lastExitStatus)
+        field("Last Exit Reason", status?.lastExitReason)
         field("PID", status?.pid.map(String.init))
         field("Started", status?.startedAt.map { "\($0) (\(Age.since($0, now: now)) ago)" })
         section("Template") { out in out.workload(replica.spec.template, serviceAccount: replica.serviceAccount) }

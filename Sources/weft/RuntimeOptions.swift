@@ -4,7 +4,7 @@ import WeftCore
 /// The node's workload-driver flags, shared by `weft server` (its local agent) and `weft agent`.
 struct RuntimeOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The runtime of replicas whose template names none: process (on the node's network, no privileges) or netns (each replica in its own network namespace with an IP from --pod-cidr; needs root and iproute2).",
+        "The runtime of replicas whose template names none: process (on the node's network, no privileges), netns (each replica in its own network namespace with an IP from --pod-cidr; needs root and iproute2) or oci (a runc container in such a namespace, from an image imported with weft image import; needs runc too).",
         valueName: "runtime"))
     var runtime: String = WorkloadRuntime.process.rawValue
 
@@ -20,8 +20,8 @@ struct RuntimeOptions: ParsableArguments {
         if let podCidr, let problem = PodNetwork.problem(podCidr) {
             throw ValidationError("--pod-cidr: \(problem)")
         }
-        if runtime == WorkloadRuntime.netns.rawValue && podCidr == nil {
-            throw ValidationError("--runtime netns needs --pod-cidr, this node's block of replica addresses (e.g. 10.244.1.0/24)")
+        if runtime != WorkloadRuntime.process.rawValue && podCidr == nil {
+            throw ValidationError("--runtime \(runtime) needs --pod-cidr, this node's block of replica addresses (e.g. 10.244.1.0/24)")
         }
     }
 

@@ -21,6 +21,7 @@ struct Weft: AsyncParsableCommand {
             ProxyCommand.self,
             CACommand.self,
             RolloutCommand.self,
+            ImageCommand.self,
         ]
     )
 

@@ -99,7 +99,7 @@ struct PodNetworkTests {
     @Test func runtimeNames() {
         #expect(WorkloadRuntime.problem("process") == nil)
         #expect(WorkloadRuntime.problem("netns") == nil)
-        #expect(WorkloadRuntime.problem("oci")?.contains("not available in this version") == true)
-        #expect(WorkloadRuntime.problem("Process")?.contains("must be process or netns") == true)
+        #expect(WorkloadRuntime.problem("oci") == nil)
+        #expect(WorkloadRuntime.problem("Process")?.contains("must be process, netns or oci") == true)
     }
 }

@@ -278,9 +278,38 @@ struct DeploymentValidationTests {
         DeploymentRule("serviceAccountName empty", "\(tpl).serviceAccountName", "must not be empty") { $0.spec.template.spec.serviceAccountName = "" },
         DeploymentRule("serviceAccountName upper-case", "\(tpl).serviceAccountName", "\"Web\" is not a valid name") { $0.spec.template.spec.serviceAccountName = "Web" },
         DeploymentRule("serviceAccountName with namespace", "\(tpl).serviceAccountName", "is not a valid name") { $0.spec.template.spec.serviceAccountName = "shop/web" },
-        // runtime: process or netns; oci is not in this version
-        DeploymentRule("runtime oci", "\(tpl).runtime", "not available in this version") { $0.spec.template.spec.runtime = "oci" },
-        DeploymentRule("runtime unknown", "\(tpl).runtime", "must be process or netns, got \"docker\"") { $0.spec.template.spec.runtime = "docker" },
+        // runtime: process, netns or oci; oci needs exactly one of image and rootfs
+        DeploymentRule("runtime unknown", "\(tpl).runtime", "must be process, netns or oci, got \"docker\"") { $0.spec.template.spec.runtime = "docker" },
+        DeploymentRule("oci without image or rootfs", "\(tpl).image", "is required with runtime: oci") { $0.spec.template.spec.runtime = "oci" },
+        DeploymentRule("oci with image and rootfs", "\(tpl).rootfs", "must not be given together with image") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.image = "shop/cart:1"; $0.spec.template.spec.rootfs = "/srv/cart"
+        },
+        DeploymentRule("oci image upper-case", "\(tpl).image", "is not an image name") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.image = "Shop/Cart"
+        },
+        DeploymentRule("oci image bad tag", "\(tpl).image", "has an invalid tag") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.image = "shop/cart:-1"
+        },
+        DeploymentRule("oci rootfs relative", "\(tpl).rootfs", "must be an absolute path") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.rootfs = "srv/../cart"
+        },
+        DeploymentRule("oci rootfs dotdot", "\(tpl).rootfs", "without '..'") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.rootfs = "/srv/../etc"
+        },
+        DeploymentRule("oci runAsUser negative", "\(tpl).securityContext.runAsUser", "must be a user or group id") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.rootfs = "/srv/cart"
+            $0.spec.template.spec.securityContext = SecurityContext(runAsUser: -1)
+        },
+        DeploymentRule("image without oci", "\(tpl).image", "needs runtime: oci") { $0.spec.template.spec.image = "shop/cart" },
+        DeploymentRule("rootfs without oci", "\(tpl).rootfs", "needs runtime: oci") {
+            $0.spec.template.spec.runtime = "netns"; $0.spec.template.spec.rootfs = "/srv/cart"
+        },
+        DeploymentRule("securityContext without oci", "\(tpl).securityContext", "needs runtime: oci") {
+            $0.spec.template.spec.securityContext = SecurityContext(runAsUser: 1000)
+        },
+        DeploymentRule("command missing without an image", "\(tpl).command", "only runtime: oci with an image may leave it out") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.rootfs = "/srv/cart"; $0.spec.template.spec.command = nil
+        },
         DeploymentRule("serviceAccountName 64 chars", "\(tpl).serviceAccountName", "must be at most 63 characters") {
             $0.spec.template.spec.serviceAccountName = String(repeating: "s", count: 64)
         },
@@ -294,6 +323,11 @@ struct DeploymentValidationTests {
     }
 
     static let edits: [DeploymentEdit] = [
+        DeploymentEdit("oci image without command") {
+            $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.image = "example.com/shop/cart_x:v1.2-rc"
+            $0.spec.template.spec.command = nil; $0.spec.template.spec.securityContext = SecurityContext(runAsUser: 1000, runAsGroup: 0)
+        },
+        DeploymentEdit("oci rootfs with command") { $0.spec.template.spec.runtime = "oci"; $0.spec.template.spec.rootfs = "/srv/cart" },
         DeploymentEdit("name 46 chars") { $0.metadata.name = String(repeating: "a", count: 46) },
         DeploymentEdit("name starting with a digit") { $0.metadata.name = "1web" },
         DeploymentEdit("name single char") { $0.metadata.name = "w" },

@@ -212,6 +212,14 @@ struct ClientTests {
         #expect(pending["ready"] == .bool(false))
         #expect(pending["address"] == .null)
         #expect(pending["restarts"] == .int(0))
+        #expect(pending["lastExitReason"] == .null)
+
+        // An OOM kill (oci runtime) shows next to the restart count, as kubectl shows it.
+        guard case .object(var status) = members["status"] ?? object["status"] else { Issue.record("no status"); return }
+        status["lastExitReason"] = .string("OOMKilled")
+        members["status"] = .object(status)
+        #expect(ResourceView.row(.replica, .object(members), allNamespaces: false, now: now)[3] == "2 (OOMKilled)")
+        #expect(ResourceView.flattened(.replica, .object(members))["lastExitReason"] == .string("OOMKilled"))
     }
 
     @Test("deployment, service and node rows")

@@ -85,7 +85,7 @@ struct ClusterTests {
         }
     }
 
-    @Test("a replica asking for the netns runtime on a node that cannot run it stays Pending with the reason in weft describe, never restarted; runtime: oci is refused")
+    @Test("a replica asking for the netns runtime on a node that cannot run it stays Pending with the reason in weft describe, never restarted; runtime: oci without image or rootfs is refused, with one it is Pending as well")
     func netnsUnavailable() async throws {
         try await withWeftServer { server in
             // The server's own agent has no --pod-cidr (and may not be root): it cannot run netns replicas.
@@ -111,10 +111,19 @@ struct ClusterTests {
             #expect(later["restarts"] as? Int == 0 && later["phase"] as? String == "Pending", "\(later)")
             #expect(later["pid"] is NSNull || later["pid"] == nil, "a process was started: \(later)")
 
+            // runtime: oci needs an image or a rootfs; with one, on this node (no pod network) it stays Pending too.
             let oci = try writeTemporaryFile(manifest.replacingOccurrences(of: "runtime: netns", with: "runtime: oci"), in: server.dataDirectory, name: "oci.yaml")
             let refused = try await server.cli(["apply", "-f", oci])
             #expect(refused.exit != .exited(0))
-            #expect(refused.stderr.contains("spec.template.spec.runtime") && refused.stderr.contains("not available in this version"), "\(refused)")
+            #expect(refused.stderr.contains("spec.template.spec.image") && refused.stderr.contains("is required with runtime: oci"), "\(refused)")
+            let withRootfs = manifest.replacingOccurrences(of: "runtime: netns", with: "runtime: oci\n      rootfs: /nonexistent")
+                .replacingOccurrences(of: "isolated", with: "contained")
+            let ociPath = try writeTemporaryFile(withRootfs, in: server.dataDirectory, name: "oci-rootfs.yaml")
+            #expect(try await server.cli(["apply", "-f", ociPath]).exit == .exited(0))
+            try await eventually("the oci replica Pending with a reason") {
+                let item = try await server.items("replicas").first { $0["deployment"] as? String == "contained" } ?? [:]
+                return item["phase"] as? String == "Pending" && (item["message"] as? String ?? "").contains("the oci runtime")
+            }
         }
     }
 

@@ -206,11 +206,25 @@ final class NetnsCluster: @unchecked Sendable {
         }
         if !labels.isEmpty { arguments += ["--labels", labels.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")] }
         arguments += agentArguments(host)
-        let agent = process(on: host, try WeftBuild.executable("weft").path, arguments)
+        // `ip netns exec` mounts a sysfs of the host's network namespace over /sys, which hides the machine's
+        // cgroup hierarchies; a real host has them (the oci runtime needs them), so they are mounted again.
+        let agent = process(on: host, "/bin/sh", ["-c", Self.cgroupMounts + "exec \"$0\" \"$@\"",
+                                                  try WeftBuild.executable("weft").path] + arguments)
         lock.withLock { agentProcesses[host] = agent }
         try agent.start()
         try await agent.waitForLine(startingWith: "ready ", timeout: .seconds(60))
     }
+
+    /// Shell commands that mount the machine's cgroup hierarchies (as /proc/self/mounts lists them) again
+    /// under /sys/fs/cgroup; a hierarchy that cannot be mounted is skipped.
+    static let cgroupMounts: String = {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        return mounts.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count >= 4, fields[1].hasPrefix("/sys/fs/cgroup"), ["cgroup", "cgroup2", "tmpfs"].contains(fields[2]) else { return nil }
+            return "mkdir -p \(fields[1]) 2>/dev/null; mount -t \(fields[2]) -o \(fields[3]) \(fields[0]) \(fields[1]) 2>/dev/null; "
+        }.joined()
+    }()
 
     /// SIGKILL to every process on `host` — the agent and its replicas — as a host that crashes.
     func killHost(_ host: Int) async throws {
