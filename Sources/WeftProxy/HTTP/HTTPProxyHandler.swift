@@ -71,7 +71,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var idempotent = false
     private var closeAfterResponse = false
     private var clientMinorVersion = 1
-    private var tried: Set<String> = []
+    /// The backends this request tried: the first attempt's apart, so that a request that is not
+    /// retried hashes no backend id.
+    private var firstBackend: String?
+    private var retriedBackends: Set<String> = []
+    private var tried: Set<String> {
+        var all = retriedBackends
+        if let firstBackend { all.insert(firstBackend) }
+        return all
+    }
     private var attempts = 0
     // The attempt in progress.
     private var backend: String?
@@ -316,7 +324,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         idempotent = request.isIdempotent
         bodySent = false
         held.removeAll(keepingCapacity: true)
-        tried.removeAll(keepingCapacity: true)
+        firstBackend = nil
+        if !retriedBackends.isEmpty { retriedBackends.removeAll(keepingCapacity: true) }
         attempts = 0
         if requestHasBody {
             requestEnded = false
@@ -326,7 +335,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             requestState = .ended
         }
         phase = .connecting
-        startAttempt(runtime.pickRequest(clientKey: clientKey, tried: tried, isRetry: false))
+        startAttempt(runtime.pickRequest(clientKey: clientKey, tried: [], isRetry: false))
     }
 
     /// Starts an attempt with `pick`, or answers when there is no backend for it.
@@ -340,7 +349,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         attemptIsRetry = attempts > 0
         attempts += 1
-        tried.insert(chosen.id)
+        if attemptIsRetry {
+            retriedBackends.insert(chosen.id)
+        } else {
+            firstBackend = chosen.id
+        }
         backend = chosen.id
         phase = .connecting
         attemptStarted = .now()

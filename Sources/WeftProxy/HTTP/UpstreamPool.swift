@@ -161,7 +161,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     let channel: any Channel
     private weak var pool: UpstreamPool?
     private var context: ChannelHandlerContext?
-    weak var delegate: (any UpstreamDelegate)?
+    /// The exchange using the connection. Held strongly (no weak load per event); the exchange lets go
+    /// when its attempt ends, and the connection when it closes.
+    var delegate: (any UpstreamDelegate)?
     var idleSince = NIODeadline.now()
     private var pendingRead = false
     private(set) var isClosed = false
