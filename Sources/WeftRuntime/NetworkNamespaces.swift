@@ -60,38 +60,7 @@ public struct IPRoute: Sendable {
     /// when it fails or takes longer than `timeout`.
     @discardableResult
     public func run(_ arguments: [String], timeout: Duration = .seconds(10)) async throws -> String {
-        let output = OutputCapture(limit: 64 * 1024)
-        let shown = "ip " + arguments.joined(separator: " ")
-        let process: ReplicaProcess
-        do {
-            process = try ReplicaProcess.start(ProcessSpec(executable: path, arguments: arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]),
-                                               logger: logger, output: { output.append($0) })
-        } catch {
-            throw RuntimeError(code: .network, message: "cannot run '\(shown)': \(error)")
-        }
-        let exit: ExitStatus? = await withTaskGroup(of: ExitStatus?.self) { group in
-            group.addTask { await process.waitForExit() }
-            group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                } catch {
-                    // Cancelled: cleanup (a replica stopping with its agent) must still run to its end.
-                    return await process.waitForExit()
-                }
-            }
-            let first = await group.next() ?? nil
-            if first == nil { await process.stop(grace: .zero) }
-            group.cancelAll()
-            return first
-        }
-        guard let exit else {
-            throw RuntimeError(code: .network, message: "'\(shown)' did not finish within \(timeout)")
-        }
-        guard exit.isSuccess else {
-            throw RuntimeError(code: .network, message: "'\(shown)' \(exit): \(output.text)")
-        }
-        return output.text
+        try await ToolCommand(path: path, code: .network, logger: logger).run(arguments, timeout: timeout, outputLimit: 64 * 1024)
     }
 
     /// Runs `ip ARGUMENTS` for removing what may already be gone; returns the failure instead of throwing it.

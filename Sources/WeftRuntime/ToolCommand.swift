@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 
-/// Runs a helper program (runc, tar) to its end for the oci driver and the image store.
+/// Runs a helper program (ip, runc, tar) to its end for the netns and oci drivers and the image store.
 public struct ToolCommand: Sendable {
     public let path: String
     public let code: RuntimeError.Code
@@ -33,7 +33,7 @@ public struct ToolCommand: Sendable {
                     try await Task.sleep(for: timeout)
                     return nil
                 } catch {
-                    // Cancelled: cleanup must still run to its end.
+                    // Cancelled: cleanup (a replica stopping with its agent) must still run to its end.
                     return await process.waitForExit()
                 }
             }
