@@ -140,6 +140,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if case .closed = phase { return }
         var bytes = unwrapInboundIn(data)
         if var previous = inbound {
+            inbound = nil  // `previous` is then the buffer's only owner: appending does not copy it
             previous.writeBuffer(&bytes)
             inbound = previous
         } else {

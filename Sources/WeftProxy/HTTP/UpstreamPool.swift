@@ -235,9 +235,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
             return
         }
         if var held = inbound {
+            inbound = nil  // `held` is then the buffer's only owner: appending does not copy it
             held.writeBuffer(&bytes)
             bytes = held
-            inbound = nil
         }
         while bytes.readableBytes > 0, !isClosed {
             switch state {
