@@ -216,4 +216,25 @@ struct HTTPHandlerTests {
         #expect(try proxy.written(proxy.client) == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nconnection: close\r\n\r\na")
         #expect(!proxy.client.isActive)
     }
+
+    @Test func aResponseThatArrivesWholeGoesToTheClientInOneWrite() throws {
+        let proxy = try EmbeddedHTTPProxy()
+        let response = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\nhello"
+        for _ in 0..<2 {  // a new upstream connection, then a pooled one
+            try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+            _ = try proxy.written(proxy.upstream!)
+            try proxy.fromUpstream(response)
+            var writes: [String] = []
+            while var buffer = try proxy.client.readOutbound(as: ByteBuffer.self) {
+                writes.append(buffer.readString(length: buffer.readableBytes) ?? "")
+            }
+            #expect(writes == [response])
+        }
+        // One that arrives in two reads goes on as it arrives.
+        try proxy.fromClient("GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        try proxy.fromUpstream("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhe")
+        try proxy.fromUpstream("llo")
+        #expect(try proxy.written(proxy.client) == "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+        #expect(proxy.runtime.counters().backends.first?.connectionsTotal == 1)
+    }
 }

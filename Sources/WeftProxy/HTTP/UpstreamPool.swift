@@ -263,14 +263,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
                 }
                 state = .body(HTTP1BodyReader(head.framing))
                 // A whole length-framed body in this read goes on in one buffer with its head.
+                // (`get` accessors only reach readable bytes, so the head is read again with its body.)
                 var whole: ByteBuffer?
                 if case .length(let length) = head.framing, !decodingChunks, bytes.readableBytes >= length {
-                    whole = bytes.getSlice(at: headStart, length: end + length)
+                    bytes.moveReaderIndex(to: headStart)
+                    whole = bytes.readSlice(length: end + length)
                 }
                 delegate.upstreamResponseHead(head, bytes: raw, whole: whole)
                 guard self.delegate != nil else { return }  // the exchange let go of this connection (a retry)
-                if let whole {
-                    bytes.moveReaderIndex(forwardBy: whole.readableBytes - end)
+                if whole != nil {
                     finishResponse(leftover: bytes.readableBytes)
                 } else if head.framing == .none {
                     finishResponse(leftover: bytes.readableBytes)
