@@ -243,7 +243,11 @@ public final class NodeProxy: Sendable {
                     case .http:
                         // Requests are parsed, so reading starts at once; the handler gates reads and
                         // holds pipelined requests itself.
-                        try channel.pipeline.syncOperations.addHandler(HTTPProxyHandler(runtime: runtime, connector: connector))
+                        // The first bytes decide between HTTP/1.1 and HTTP/2 (h2c prior knowledge).
+                        let http1 = HTTPProxyHandler(runtime: runtime, connector: connector)
+                        try channel.pipeline.syncOperations.addHandlers([
+                            ProtocolSniffer(http1: http1, runtime: runtime, connector: connector), http1,
+                        ])
                         try channel.syncOptions?.setOption(.autoRead, value: true)
                     }
                 }

@@ -119,6 +119,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.context = nil
     }
 
+    /// The connection speaks HTTP/2 (`ProtocolSniffer` saw the preface before any request): hands
+    /// this connection's admission to the HTTP/2 handler and goes inert, to be removed. Nil when the
+    /// connection was not admitted.
+    func handOver() -> (connection: UInt64, settings: ListenerRuntime.Settings)? {
+        guard let settings, case .idle = phase else { return nil }
+        phase = .closed
+        idleTimer?.cancel()
+        return (connection, settings)
+    }
+
     // MARK: - Client side
 
     func channelActive(context: ChannelHandlerContext) {

@@ -27,6 +27,15 @@ final class UpstreamPool {
     private var open: [ObjectIdentifier: UpstreamConnection] = [:]
     private var sweep: Scheduled<Void>?
     private var closed = false
+    private var h2Pool: H2UpstreamPool?
+
+    /// This loop's HTTP/2 connections for HTTP/2 clients, created on first use.
+    var h2: H2UpstreamPool {
+        if let h2Pool { return h2Pool }
+        let created = H2UpstreamPool(loop: loop, runtime: runtime)
+        h2Pool = created
+        return created
+    }
 
     init(loop: any EventLoop, runtime: ListenerRuntime) {
         self.loop = loop
@@ -75,6 +84,7 @@ final class UpstreamPool {
     /// The listener's backends changed: idle connections of removed backends close now, busy ones
     /// when `drainTimeout` ends unless their backend came back.
     func backendsChanged(drainTimeout: TimeAmount) {
+        h2Pool?.backendsChanged(drainTimeout: drainTimeout)
         var removed = Set<String>()
         for key in Array(idle.keys) where !runtime.isCurrent(backend: key.backend) {
             removed.insert(key.backend)
@@ -92,6 +102,7 @@ final class UpstreamPool {
     /// The proxy is shutting down: closes every connection, idle or busy.
     func closeAll() {
         closed = true
+        h2Pool?.closeAll()
         sweep?.cancel()
         let all = Array(open.values)
         idle = [:]
