@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -9,7 +10,7 @@ import WeftCore
 
 /// An h2c test backend stream: answers with `x-backend: tag`, the request body, and trailers
 /// (`grpc-status: 0`, `x-backend-trailer: tag`, and the request's `x-client-trailer` echoed). A request
-/// to `/slow` is answered after two seconds.
+/// to `/slow` is answered after two seconds, one to `/wait` after 300 ms.
 final class H2EchoStream: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
@@ -38,9 +39,14 @@ final class H2EchoStream: ChannelInboundHandler {
             break
         }
         guard ended else { return }
-        if request.first(name: ":path") == "/slow" {
+        let delay: TimeAmount? = switch request.first(name: ":path") {
+        case "/slow": .seconds(2)
+        case "/wait": .milliseconds(300)
+        default: nil
+        }
+        if let delay {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.scheduleTask(in: .seconds(2)) { bound.value.0.respond(context: bound.value.1) }
+            context.eventLoop.scheduleTask(in: delay) { bound.value.0.respond(context: bound.value.1) }
         } else {
             respond(context: context)
         }
@@ -152,15 +158,20 @@ struct H2TestClient: Sendable {
 }
 
 extension HTTPFixture {
-    /// An h2c echo backend (`H2EchoStream`).
-    func h2Backend(_ tag: String) async throws -> HTTPBackendServer {
+    /// An h2c echo backend (`H2EchoStream`) that allows `maxStreams` concurrent streams per connection.
+    func h2Backend(_ tag: String, maxStreams: Int = 100) async throws -> HTTPBackendServer {
         let served = Counter()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+                    configuration.initialSettings = [
+                        HTTP2Setting(parameter: .maxConcurrentStreams, value: maxStreams),
+                        HTTP2Setting(parameter: .maxHeaderListSize, value: 16384),
+                    ]
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                        mode: .server, connectionConfiguration: configuration, streamConfiguration: .init()
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
                             try stream.pipeline.syncOperations.addHandler(H2EchoStream(tag: tag, served: served))
@@ -218,6 +229,66 @@ struct H2ProxyTests {
             // Multiplexed: one upstream connection per backend carried all of its streams.
             #expect(counters.backends.map(\.connectionsTotal) == [1, 1])
             #expect(a.served.value == 10 && b.served.value == 10)
+            #expect(counters.backends.map(\.connectionsActive) == [0, 0])
+        }
+    }
+
+    @Test func largeBodiesPassBothWaysWithFlowControl() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.h2Backend("a")
+            let port = try await f.listen([(a, nil)])
+            let client = try await f.h2Client(port)
+            // 2 MiB each way on one stream: far more than the 64 KiB windows, so it only passes if
+            // window updates flow through the proxy in both directions.
+            let parts = (0..<32).map { String(repeating: Character(UnicodeScalar(UInt8(97 + $0 % 26))), count: 65_536) }
+            let response = try await client.send(body: parts)
+            #expect(response.status == "200")
+            #expect(response.body.count == 32 * 65_536)
+            #expect(response.body == parts.joined())
+            #expect(response.trailers?.first(name: "grpc-status") == "0")
+            await client.close()
+        }
+    }
+
+    @Test func aFullUpstreamConnectionMakesTheProxyOpenAnother() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.h2Backend("a", maxStreams: 1)
+            let port = try await f.listen([(a, nil)])
+            let client = try await f.h2Client(port)
+            // The first stream teaches the pool the backend's limit (its SETTINGS).
+            #expect(try await client.send(body: ["x"]).status == "200")
+            let statuses = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<4 { group.addTask { try await client.send(path: "/wait", body: ["y"]).status } }
+                return try await group.reduce(into: [String?]()) { $0.append($1) }
+            }
+            await client.close()
+            #expect(statuses == ["200", "200", "200", "200"])
+            let counters = try #require(f.proxy.counters().first)
+            // One stream per connection: the four concurrent streams needed four connections.
+            #expect(counters.backends.first?.connectionsTotal == 4)
+            #expect(counters.backends.first?.requests == 5)
+        }
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/h2load"), "needs h2load (nghttp2-client)"))
+    func h2loadThroughTheListener() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.h2Backend("a"), b = try await f.h2Backend("b")
+            let port = try await f.listen([(a, nil), (b, nil)])
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/h2load")
+            process.arguments = ["-n", "400", "-c", "2", "-m", "20", "http://127.0.0.1:\(port)/h2load"]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(text.contains("400 succeeded"), "\(text)")
+            let counters = try #require(f.proxy.counters().first)
+            #expect(counters.http.requestsTotal == 400)
+            #expect(counters.backends.map(\.requests) == [200, 200])
+            #expect(a.served.value + b.served.value == 400)
         }
     }
 

@@ -22,6 +22,9 @@ final class H2UpstreamPool {
     let loop: any EventLoop
     let runtime: ListenerRuntime
     private var connections: [UpstreamKey: [H2UpstreamConnection]] = [:]
+    /// The `SETTINGS_MAX_CONCURRENT_STREAMS` each backend last sent: what a new connection to it is
+    /// assumed to allow until its own SETTINGS arrive.
+    private var learnedMaxStreams: [UpstreamKey: Int] = [:]
     private var closed = false
 
     init(loop: any EventLoop, runtime: ListenerRuntime) {
@@ -36,10 +39,16 @@ final class H2UpstreamPool {
         if let connection = connections[key]?.first(where: { $0.hasRoom }) {
             return connection.openStream()
         }
-        let connection = H2UpstreamConnection(key: key, pool: self)
+        let connection = H2UpstreamConnection(
+            key: key, pool: self, assumedMaxStreams: learnedMaxStreams[key] ?? H2UpstreamConnection.assumedMaxStreams)
         connections[key, default: []].append(connection)
         connection.connect(pick, client: client, connector: connector, timeout: connectTimeout)
         return connection.openStream()
+    }
+
+    /// A connection to `key` got the backend's stream limit.
+    func learned(maxStreams: Int, for key: UpstreamKey) {
+        learnedMaxStreams[key] = maxStreams
     }
 
     /// `connection` takes no new streams any more (closed, or going away).
@@ -73,8 +82,12 @@ final class H2UpstreamPool {
 final class H2UpstreamConnection: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
 
-    /// Streams assumed allowed until the backend's SETTINGS say otherwise (a common default).
+    /// Streams assumed allowed on a first connection to a backend until its SETTINGS say otherwise
+    /// (a common default); later connections assume what the last one learned.
     static let assumedMaxStreams = 100
+
+    /// Empty DATA frames a backend may send in a row before its connection is closed as abusive.
+    static let maximumSequentialEmptyDataFrames = 64
 
     private enum State {
         case connecting([EventLoopPromise<any Channel>])
@@ -87,14 +100,15 @@ final class H2UpstreamConnection: ChannelInboundHandler {
     private var state = State.connecting([])
     /// Streams open or being opened on this connection.
     private var streams = 0
-    private var maxStreams = H2UpstreamConnection.assumedMaxStreams
+    private var maxStreams: Int
     /// GOAWAY received or draining: no new streams; closes when the last one ends.
     private var retired = false
     private var idleGeneration: UInt64 = 0
 
-    init(key: UpstreamKey, pool: H2UpstreamPool) {
+    init(key: UpstreamKey, pool: H2UpstreamPool, assumedMaxStreams: Int) {
         self.key = key
         self.pool = pool
+        maxStreams = assumedMaxStreams
     }
 
     var hasRoom: Bool {
@@ -118,6 +132,9 @@ final class H2UpstreamConnection: ChannelInboundHandler {
                 runtime.upstreamConnected(backend: key.backend, latency: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
                 do {
                     var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+                    // NIO's guard against a flood of empty DATA frames (default 1 in a row) would cut every
+                    // stream of the shared connection for a backend that ends a body with an empty frame.
+                    configuration.maximumSequentialEmptyDataFrames = Self.maximumSequentialEmptyDataFrames
                     configuration.initialSettings = [
                         HTTP2Setting(parameter: .enablePush, value: 0),
                         HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
@@ -210,6 +227,7 @@ final class H2UpstreamConnection: ChannelInboundHandler {
         case .settings(.settings(let settings)):
             for setting in settings where setting.parameter == .maxConcurrentStreams {
                 maxStreams = setting.value
+                pool.learned(maxStreams: setting.value, for: key)
             }
         case .goAway:
             retired = true
