@@ -53,6 +53,7 @@ final class H2EchoStream: ChannelInboundHandler {
     }
 
     private func respond(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }  // reset meanwhile: nothing served
         served.add()
         let type = request.first(name: "content-type") ?? "application/octet-stream"
         context.write(wrapOutboundOut(.headers(.init(headers: HPACKHeaders([
@@ -152,6 +153,16 @@ struct H2TestClient: Sendable {
         }
         stream.flush()
         return try await promise.futureResult.get()
+    }
+
+    /// Opens a stream with a request for `path`, then resets it after `delay` without waiting for a response.
+    func sendAndReset(path: String, after delay: TimeAmount) async throws {
+        let stream = try await multiplexer.createStreamChannel { $0.eventLoop.makeSucceededVoidFuture() }.get()
+        let head = HPACKHeaders([(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "web.test")])
+        try await stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: head, endStream: true)))
+        try await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+        // Closing an open stream resets it (RST_STREAM CANCEL); its close future reports that.
+        try? await stream.close()
     }
 
     func close() async { try? await channel.close() }
@@ -267,6 +278,44 @@ struct H2ProxyTests {
             // One stream per connection: the four concurrent streams needed four connections.
             #expect(counters.backends.first?.connectionsTotal == 4)
             #expect(counters.backends.first?.requests == 5)
+        }
+    }
+
+    @Test func aClientResetResetsTheUpstreamStreamAndCountsNothing() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.h2Backend("a")
+            let port = try await f.listen([(a, nil)])
+            let client = try await f.h2Client(port)
+            try await client.sendAndReset(path: "/wait", after: .milliseconds(100))
+            try await Task.sleep(nanoseconds: 600_000_000)
+            // The backend's stream was reset before its answer (300 ms): it served nothing.
+            #expect(a.served.value == 0)
+            var counters = try #require(f.proxy.counters().first)
+            #expect(counters.http.requestsTotal == 1)
+            #expect(counters.backends.first?.requests == 0)
+            #expect(counters.backends.first?.connectionsActive == 0)
+            // The connection and the upstream connection still serve.
+            #expect(try await client.send(body: ["again"]).body == "again")
+            counters = try #require(f.proxy.counters().first)
+            #expect(counters.backends.first?.connectionsTotal == 1)
+            await client.close()
+        }
+    }
+
+    @Test func anIdleHTTP2ConnectionIsClosedAfterTheIdleTimeout() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.h2Backend("a")
+            let port = try await f.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [
+                ListenerConfiguration(name: "idle", address: "127.0.0.1", port: port,
+                                      backends: [BackendConfiguration(address: "127.0.0.1", port: a.port)],
+                                      idleTimeoutMs: 200, protocol: .http),
+            ]))
+            let client = try await f.h2Client(port)
+            #expect(try await client.send(body: ["x"]).status == "200")
+            try await Task.sleep(nanoseconds: 800_000_000)
+            #expect(!client.channel.isActive)
+            #expect(f.proxy.counters().first?.connectionsActive == 0)
         }
     }
 
