@@ -448,3 +448,65 @@ struct H2ProxyTests {
         #expect(H2Forwarding.percentEncoded("a b%\n") == "a b%25%0A")
     }
 }
+
+@Suite("HTTP mode: h2c through the mTLS tunnel", .timeLimit(.minutes(1)))
+struct H2TunnelTests {
+    @Test func streamsShareOneTunnelledUpstreamConnection() async throws {
+        try await TunnelFixture.run { f in
+            try await HTTPFixture.run { h in
+                let backend = try await h.h2Backend("remote")
+                let inbound = try await f.startInbound()
+                defer { Task { await inbound.shutdown() } }
+                let port = try await f.sockets.freePort()
+                var listener = f.tunnelledListener(port: port, backendPort: backend.port, inbound: inbound)
+                listener.protocol = .http
+                listener.service = "default/remote"
+                try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
+
+                let client = try await H2TestClient.connect(group: f.group, port: port)
+                let bodies = try await withThrowingTaskGroup(of: String.self) { group in
+                    for i in 0..<10 {
+                        group.addTask {
+                            let response = try await client.send(headers: [("content-type", "application/grpc")], body: ["over the tunnel \(i)"])
+                            #expect(response.trailers?.first(name: "grpc-status") == "0")
+                            return response.body
+                        }
+                    }
+                    return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+                }
+                await client.close()
+                #expect(bodies == Set((0..<10).map { "over the tunnel \($0)" }))
+                // One HTTP/2 connection to the backend, inside one tunnel stream, carried every stream.
+                #expect(inbound.counters().streams == 1)
+                #expect(f.requests.withLock { $0 }.allSatisfy { $0.source == f.frontend })
+                #expect(backend.served.value == 10)
+                #expect(f.proxy.trafficSamples().first?.requests == 10)
+            }
+        }
+    }
+
+    @Test func aDeniedGRPCCallGetsPermissionDenied() async throws {
+        try await TunnelFixture.run { f in
+            try await HTTPFixture.run { h in
+                let backend = try await h.h2Backend("remote")
+                let inbound = try await f.startInbound()
+                defer { Task { await inbound.shutdown() } }
+                f.verdict.withLock { $0 = .deny("no rule of default/remote allows spiffe://a.test/ns/default/sa/frontend") }
+                let port = try await f.sockets.freePort()
+                var listener = f.tunnelledListener(port: port, backendPort: backend.port, inbound: inbound)
+                listener.protocol = .http
+                try await f.proxy.apply(ProxyConfiguration(listeners: [listener]))
+
+                let client = try await H2TestClient.connect(group: f.group, port: port)
+                let denied = try await client.send(headers: [("content-type", "application/grpc")])
+                #expect(denied.headers.first(name: "grpc-status") == "7")
+                #expect(denied.headers.first(name: "x-weft-proxy") == "denied")
+                let plain = try await client.send()
+                #expect(plain.status == "403")
+                #expect(backend.served.value == 0)
+                #expect(f.proxy.counters().first?.http.denied == 2)
+                await client.close()
+            }
+        }
+    }
+}
