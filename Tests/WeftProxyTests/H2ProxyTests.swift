@@ -169,6 +169,18 @@ struct H2TestClient: Sendable {
 }
 
 extension HTTPFixture {
+    /// Applies the `web` listener on `port` again with `backends`.
+    @discardableResult
+    func listen(port: Int, _ backends: [(HTTPBackendServer, String?)]) async throws -> Int {
+        try await proxy.apply(ProxyConfiguration(listeners: [
+            ListenerConfiguration(
+                name: "web", address: "127.0.0.1", port: port, loadBalancer: .roundRobin,
+                backends: backends.map { BackendConfiguration(address: "127.0.0.1", port: $0.0.port, revision: $0.1) },
+                protocol: .http, service: "default/web"),
+        ]))
+        return port
+    }
+
     /// An h2c echo backend (`H2EchoStream`) that allows `maxStreams` concurrent streams per connection.
     func h2Backend(_ tag: String, maxStreams: Int = 100) async throws -> HTTPBackendServer {
         let served = Counter()
@@ -298,6 +310,22 @@ struct H2ProxyTests {
             #expect(try await client.send(body: ["again"]).body == "again")
             counters = try #require(f.proxy.counters().first)
             #expect(counters.backends.first?.connectionsTotal == 1)
+            await client.close()
+        }
+    }
+
+    @Test func aStreamInFlightFinishesWhenItsBackendIsRemoved() async throws {
+        try await HTTPFixture.run { f in
+            let a = try await f.h2Backend("a"), b = try await f.h2Backend("b")
+            let port = try await f.listen([(a, nil), (b, nil)])
+            let client = try await f.h2Client(port)
+            async let slow = client.send(path: "/wait", body: ["in flight"])
+            try await Task.sleep(nanoseconds: 100_000_000)
+            _ = try await f.listen(port: port, [(b, nil)])
+            let finished = try await slow
+            #expect(finished.backend == "a" && finished.body == "in flight")
+            #expect(finished.trailers?.first(name: "grpc-status") == "0")
+            for _ in 0..<3 { #expect(try await client.send(body: ["x"]).backend == "b") }
             await client.close()
         }
     }

@@ -61,6 +61,9 @@ final class H2UpstreamPool {
     /// The listener's backends changed: connections to removed backends take no new streams; idle
     /// ones close now, busy ones when their last stream ends or `drainTimeout` has passed.
     func backendsChanged(drainTimeout: TimeAmount) {
+        for key in Array(learnedMaxStreams.keys) where !runtime.isCurrent(backend: key.backend) {
+            learnedMaxStreams[key] = nil
+        }
         for key in Array(connections.keys) where !runtime.isCurrent(backend: key.backend) {
             for connection in connections.removeValue(forKey: key) ?? [] {
                 connection.drain(within: drainTimeout)
