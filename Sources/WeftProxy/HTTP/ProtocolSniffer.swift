@@ -60,7 +60,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event, let bytes = buffered {
-            // The client stopped inside what could have been the preface: HTTP/1.1 answers it (400).
+            // The client stopped inside what could have been the preface: the HTTP/1.1 handler gets
+            // the bytes and the half-close (an incomplete head: it closes the connection).
             buffered = nil
             context.fireChannelRead(wrapInboundOut(bytes))
             context.fireChannelReadComplete()
