@@ -82,7 +82,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
     private var attempts = 0
     // The attempt in progress.
-    private var backend: String?
+    private var backend: ListenerRuntime.Entry?
     private var attemptIsRetry = false
     private var attemptStarted = NIODeadline.now()
     private var upstream: UpstreamConnection?
@@ -132,6 +132,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.settings = settings
         listenerName = runtime.configuration.name
         clientKey = ProxyConnectionHandler.clientKey(context.channel.remoteAddress)
+        clientIsWritable = context.channel.isWritable
         pool = runtime.pool(on: context.eventLoop)
         startIdleTimer(settings.idleTimeout, context: context)
     }
@@ -277,7 +278,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { upstream?.resumeReading() }
+        clientIsWritable = context.channel.isWritable
+        if clientIsWritable { upstream?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -300,7 +302,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if wasOpen {
             if let backend {
                 // The client left during an attempt: nothing to count against the backend.
-                _ = runtime.attemptFinished(backend: backend, outcome: .cancelled, isRetry: attemptIsRetry)
+                _ = runtime.attemptFinished(backend, outcome: .cancelled, isRetry: attemptIsRetry)
             }
             endAttempt(reuse: false)
             phase = .closed
@@ -355,9 +357,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         } else {
             firstBackend = chosen.id
         }
-        backend = chosen.id
+        backend = chosen.entry
         phase = .connecting
-        attemptStarted = .now()
         let key = UpstreamKey(backend: chosen.id, source: chosen.tunnel == nil ? nil : sourceIdentity(context.channel))
         // A retry opens a new connection: the pooled ones to that backend may be as stale as the last.
         if !attemptIsRetry, let pooled = pool.take(key) {
@@ -366,6 +367,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         }
         connectGeneration &+= 1
         let generation = connectGeneration
+        attemptStarted = .now()
         connector.connect(chosen, context.channel, settings.connectTimeout)
             .assumeIsolated()
             .whenComplete { result in
@@ -393,18 +395,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             answer(.denied(reason: refusal.reason))
         case .failure:
             self.backend = nil
-            _ = runtime.attemptFinished(backend: backend, outcome: .connectFailed, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .connectFailed, isRetry: attemptIsRetry)
             retryOrAnswer(afterSending: false)
         case .success(let channel):
             let latency = Double((NIODeadline.now() - attemptStarted).nanoseconds) / 1e9
-            runtime.upstreamConnected(backend: backend, latency: latency)
+            runtime.upstreamConnected(backend, latency: latency)
             let upstream = UpstreamConnection(key: key, channel: channel, pool: pool)
             do {
                 try channel.pipeline.syncOperations.addHandler(upstream)
             } catch {
                 channel.close(promise: nil)
                 self.backend = nil
-                _ = runtime.attemptFinished(backend: backend, outcome: .connectFailed, isRetry: attemptIsRetry)
+                _ = runtime.attemptFinished(backend, outcome: .connectFailed, isRetry: attemptIsRetry)
                 retryOrAnswer(afterSending: false)
                 return
             }
@@ -471,7 +473,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard case .awaitingResponse = phase, let backend else { return }
         responseDeadline = nil
         self.backend = nil
-        _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+        _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
         answer(.timeout)
     }
 
@@ -496,7 +498,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func answer(_ answer: HTTPProxyAnswer) {
         guard let context else { return }
         if let backend {
-            _ = runtime.attemptFinished(backend: backend, outcome: .cancelled, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .cancelled, isRetry: attemptIsRetry)
         }
         endAttempt(reuse: false)
         runtime.proxyAnswered(answer)
@@ -532,7 +534,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: - Upstream side (UpstreamDelegate)
 
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+    /// The client channel's writability, as of its last change (read per upstream read).
+    private(set) var clientIsWritable = true
 
     /// Whether the client's connection closes after the current response: the request asked for it,
     /// or the client has half-closed and nothing of a next request is waiting.
@@ -554,7 +557,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             // A draining or overloaded replica: another one may answer, if the budget allows a retry.
             let next = runtime.pickRequest(clientKey: clientKey, tried: tried, isRetry: true)
             if case .backend = next {
-                _ = runtime.attemptFinished(backend: backend, outcome: .response(status: 503, latency: latency), isRetry: attemptIsRetry)
+                _ = runtime.attemptFinished(backend, outcome: .response(status: 503, latency: latency), isRetry: attemptIsRetry)
                 endAttempt(reuse: false)
                 startAttempt(next)
                 return
@@ -596,7 +599,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func upstreamResponseEnd() {
         guard case .responding = phase, let context, let backend else { return }
         let keep = runtime.attemptFinished(
-            backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
+            backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
         // A connection whose request was not fully sent cannot carry another request.
         endAttempt(reuse: keep && upstreamReusable && requestEnded)
         let close = closesAfterResponse || !requestEnded
@@ -612,13 +615,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             // closed, or a replica that stopped. Retried when nothing of the request can be lost.
             self.backend = nil
             responseDeadline = nil
-            _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
             retryOrAnswer(afterSending: true)
         case .responding:
             // The response was cut short; the client can only learn it from the connection closing.
             self.backend = nil
             _ = runtime.attemptFinished(
-                backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
+                backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
             context?.close(promise: nil)
         case .idle, .connecting, .closed:
             break

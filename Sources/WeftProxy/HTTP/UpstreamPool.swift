@@ -184,7 +184,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     var isUsable: Bool { !isClosed && !spent && channel.isActive }
 
-    var isWritable: Bool { channel.isWritable }
+    /// The channel's writability, as of its last change.
+    private(set) var isWritable = true
 
     /// A request with `method` is about to be written: its response is read next.
     func expectResponse(to method: HTTP1Method) {
@@ -222,6 +223,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isWritable = context.channel.isWritable
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -323,7 +325,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        delegate?.upstreamWritabilityChanged(isWritable: isWritable)
         context.fireChannelWritabilityChanged()
     }
 
