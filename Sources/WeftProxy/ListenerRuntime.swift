@@ -653,8 +653,10 @@ struct RequestStatistics: Sendable {
             default: responses.4 += 1
             }
             let micros = UInt64(max(elapsed.nanoseconds / 1000, 1))
-            if latency == nil { latency = LatencySummary.makeHistogram() }
-            _ = latency!.record(min(micros, LatencySummary.highestTrackableMicroseconds))
+            // Moved out and back, so the histogram is never copied (nor its counts, copy-on-write).
+            var histogram = latency.take() ?? LatencySummary.makeHistogram()
+            _ = histogram.record(min(micros, LatencySummary.highestTrackableMicroseconds))
+            latency = consume histogram
         case .connectFailed, .failed:
             failures += 1
         case .cancelled:
