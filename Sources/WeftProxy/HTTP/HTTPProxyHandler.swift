@@ -96,6 +96,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var responseStatus = 0
     private var responseLatency = TimeAmount.zero
     private var upstreamReusable = false
+    /// A whole response (head and body) not written yet: `finishResponse` writes and flushes it at once.
+    private var wholeResponse: ByteBuffer?
 
     private var pendingRead = false
     /// Request body bytes were written to the upstream connection since its last flush.
@@ -327,6 +329,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         idempotent = request.isIdempotent
         bodySent = false
         held.removeAll(keepingCapacity: true)
+        wholeResponse = nil
         firstBackend = nil
         if !retriedBackends.isEmpty { retriedBackends.removeAll(keepingCapacity: true) }
         attempts = 0
@@ -422,13 +425,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         upstream.delegate = self
         upstream.expectResponse(to: method)
         phase = .awaitingResponse
-        upstream.write(head)
-        for body in held {
-            bodySent = true
-            upstream.write(body)
+        if held.isEmpty {
+            upstream.writeAndFlush(head)
+        } else {
+            upstream.write(head)
+            for body in held {
+                bodySent = true
+                upstream.write(body)
+            }
+            held.removeAll(keepingCapacity: true)
+            upstream.flush()
         }
-        held.removeAll(keepingCapacity: true)
-        upstream.flush()
         attemptStarted = .now()
         armTimeout(attemptStarted + settings.requestTimeout, context: context)
         if pendingRead, !requestEnded, upstream.isWritable {
@@ -515,18 +522,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishResponse(close: Bool, context: ChannelHandlerContext) {
         head = nil
         held.removeAll(keepingCapacity: true)
+        let last = wholeResponse.take()
         if close {
             phase = .closed
             inbound = nil
             idleTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
             let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
+            context.writeAndFlush(wrapOutboundOut(last ?? ByteBuffer()), promise: promise)
             promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             phase = .idle
             requestState = .head(resume: 0)
-            context.flush()
+            if let last {
+                context.writeAndFlush(wrapOutboundOut(last), promise: nil)
+            } else {
+                context.flush()
+            }
             // Within `handleInbound`, its loop goes on with the next request.
             if !handlingInbound { handleInbound(context: context) }
         }
@@ -574,8 +586,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         phase = .responding
         let addingClose = closesAfterResponse
         if let whole, HeadForwarding.passesUnchanged(response, minorVersion: clientMinorVersion, addingClose: addingClose) {
-            // Head and body in one write.
-            context.write(wrapOutboundOut(whole), promise: nil)
+            // Head and body in one write, with the flush, when the response ends (right after this).
+            wholeResponse = whole
             return
         }
         context.write(wrapOutboundOut(HeadForwarding.forward(

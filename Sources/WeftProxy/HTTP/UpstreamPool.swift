@@ -207,6 +207,10 @@ final class UpstreamConnection: ChannelDuplexHandler {
         context?.flush()
     }
 
+    func writeAndFlush(_ bytes: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    }
+
     /// The delegate's client became writable again: passes on a read held for backpressure.
     func resumeReading() {
         if pendingRead, let context {
