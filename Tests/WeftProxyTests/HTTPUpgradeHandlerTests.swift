@@ -124,6 +124,22 @@ extension HTTPHandlerTests {
         #expect(!proxy.client.isActive)
     }
 
+    @Test func theListenersIdleTimeoutEndsAQuietRelay() throws {
+        // The listener's default idle timeout: 300 s, checked every 75 s.
+        let proxy = try EmbeddedHTTPProxy()
+        try proxy.fromClient(Self.upgradeRequest)
+        let upstream = try #require(proxy.upstream)
+        try proxy.fromUpstream(Self.switched)
+        for _ in 0..<3 {
+            proxy.loop.advanceTime(by: .seconds(200))
+            try proxy.fromUpstream("keepalive")
+        }
+        #expect(proxy.client.isActive && upstream.isActive)
+        proxy.loop.advanceTime(by: .seconds(400))
+        #expect(!proxy.client.isActive && !upstream.isActive)
+        #expect(proxy.runtime.counters().connectionsActive == 0)
+    }
+
     @Test func theRequestTimeoutEndsAtThe101() throws {
         let proxy = try EmbeddedHTTPProxy(http: HTTPRouteSettings(timeoutMs: 1000))
         try proxy.fromClient(Self.upgradeRequest)
