@@ -46,7 +46,7 @@ final class ListenerRuntime: Sendable {
     /// listener's lock. An entry stays in `State.backends` while an attempt or connection counts
     /// against it (see `removeIfUnused`), so one handed out with a `Pick` is the current one.
     final class Entry: @unchecked Sendable {
-        fileprivate let id: String
+        let id: String
         fileprivate let address: SocketAddress
         fileprivate var tunnel: TunnelEndpoint?
         fileprivate var inConfiguration = true

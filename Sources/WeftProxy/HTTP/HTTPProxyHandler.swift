@@ -69,6 +69,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var requestEnded = false
     private var bodySent = false
     private var idempotent = false
+    /// The request asks for a protocol switch (see `ProtocolSwitch`).
+    private var upgrading = false
     private var closeAfterResponse = false
     private var clientMinorVersion = 1
     /// The backends this request tried: the first attempt's apart, so that a request that is not
@@ -319,14 +321,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func startRequest(_ request: HTTP1Head, raw: ByteBuffer) {
         active = true
-        // Backends always get HTTP/1.1, without this connection's hop-by-hop fields.
-        head = HeadForwarding.forward(raw, request, minorVersion: 1)
+        upgrading = request.upgrade
+        // Backends always get HTTP/1.1, without this connection's hop-by-hop fields (an upgrade's stay).
+        head = HeadForwarding.forward(raw, request, minorVersion: 1, keepingUpgrade: upgrading)
         method = request.method
         clientMinorVersion = request.minorVersion
         requestHasBody = request.framing != .none
         // HTTP/1.0 clients get one response per connection (their responses may need close-delimiting).
         closeAfterResponse = !request.keepAlive || request.minorVersion == 0
-        idempotent = request.isIdempotent
+        // Once sent, an upgrade is not retried: the backend may have switched already.
+        idempotent = request.isIdempotent && !upgrading
         bodySent = false
         held.removeAll(keepingCapacity: true)
         wholeResponse = nil
@@ -364,7 +368,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         phase = .connecting
         let key = UpstreamKey(backend: chosen.id, source: chosen.tunnel == nil ? nil : sourceIdentity(context.channel))
         // A retry opens a new connection: the pooled ones to that backend may be as stale as the last.
-        if !attemptIsRetry, let pooled = pool.take(key) {
+        // So does an upgrade, which cannot be retried.
+        if !attemptIsRetry, !upgrading, let pooled = pool.take(key) {
             attach(pooled)
             return
         }
@@ -423,7 +428,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let context, let settings, let head else { return }
         self.upstream = upstream
         upstream.delegate = self
-        upstream.expectResponse(to: method)
+        upstream.expectResponse(to: method, upgrade: upgrading)
         phase = .awaitingResponse
         if held.isEmpty {
             upstream.writeAndFlush(head)
@@ -559,6 +564,32 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard case .awaitingResponse = phase, let context, clientMinorVersion == 1 else { return }
         // 1xx responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they are.
         context.writeAndFlush(wrapOutboundOut(HeadForwarding.forward(bytes, head, minorVersion: 1)), promise: nil)
+    }
+
+    func upstreamSwitchedProtocols(_ response: HTTP1Head, bytes: ByteBuffer, rest: ByteBuffer) {
+        guard case .awaitingResponse = phase, let context, let backend, let upstream, let pool, let settings else { return }
+        self.backend = nil
+        responseDeadline = nil
+        guard requestEnded else {
+            // The backend switched before it had all of the request.
+            _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
+            return answer(.upstreamFailed)
+        }
+        _ = runtime.attemptFinished(
+            backend, outcome: .response(status: 101, latency: .now() - attemptStarted), isRetry: attemptIsRetry)
+        // The connection is the relay's now: no request timeout, the relay's idle timeout.
+        phase = .closed
+        self.upstream = nil
+        upstream.delegate = nil
+        idleTimer?.cancel()
+        timeoutTimer?.cancel()
+        let clientBytes = inbound
+        inbound = nil
+        ProtocolSwitch.splice(
+            client: context, handler: self, upstream: upstream, pool: pool,
+            meter: ConnectionMeter(runtime: runtime, connection: connection, backend: backend.id, client: context.channel, holdsBackend: false),
+            idleTimeout: settings.idleTimeout, response: HeadForwarding.forward(bytes, response, minorVersion: 1, keepingUpgrade: true),
+            upstreamBytes: rest, clientBytes: clientBytes, clientInputClosed: inputClosed)
     }
 
     func upstreamResponseHead(_ response: HTTP1Head, bytes: ByteBuffer, whole: ByteBuffer?) {
