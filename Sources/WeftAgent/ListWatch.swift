@@ -20,7 +20,7 @@ struct ListWatch<T: Resource> {
     /// `relisted` receives every object after each (re)list; `changed` every event after it.
     func run(relisted: ([T]) async -> Void, changed: (WatchEvent<T>) async -> Void) async {
         var resourceVersion: String?
-        var delay = Duration.milliseconds(200)
+        var delay = RetryDelay()
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
@@ -29,7 +29,7 @@ struct ListWatch<T: Resource> {
                     resourceVersion = version
                 }
                 for try await event in client.watch(T.self, namespace: nil, resourceVersion: resourceVersion, node: node) {
-                    delay = .milliseconds(200)
+                    delay.reset()
                     switch event {
                     case .added(let object), .modified(let object), .deleted(let object):
                         resourceVersion = object.metadata.resourceVersion ?? resourceVersion
@@ -46,8 +46,7 @@ struct ListWatch<T: Resource> {
                 if Task.isCancelled { return }
                 logger.warning("watch interrupted; resuming", metadata: ["kind": "\(T.resourceKind.plural)", "error": "\(error)"])
             }
-            try? await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
+            try? await Task.sleep(for: delay.next())
         }
     }
 }

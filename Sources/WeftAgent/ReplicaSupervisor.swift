@@ -90,7 +90,7 @@ actor ReplicaSupervisor {
     private func finished(_ key: String) { finishing.remove(key) }
 
     private static func removeObject(client: APIClient, replica: Replica, logger: Logger) async {
-        var delay = Duration.milliseconds(250)
+        var delay = RetryDelay(initial: .milliseconds(250))
         for _ in 0..<40 {
             do {
                 try await client.delete(.replica, namespace: replica.namespace, name: replica.name, final: true)
@@ -99,8 +99,7 @@ actor ReplicaSupervisor {
                 return
             } catch {
                 logger.debug("cannot remove replica object yet", metadata: ["replica": "\(replica.name)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
+                try? await Task.sleep(for: delay.next())
             }
         }
     }

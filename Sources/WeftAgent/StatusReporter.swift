@@ -15,7 +15,7 @@ final class StatusReporter: Sendable {
             var iterator = stream.makeAsyncIterator()
             var pending = await iterator.next()
             while let status = pending {
-                var delay = Duration.milliseconds(250)
+                var delay = RetryDelay(initial: .milliseconds(250))
                 while true {
                     do {
                         try await client.updateReplicaStatus(namespace: namespace, name: replica, status: status)
@@ -24,8 +24,7 @@ final class StatusReporter: Sendable {
                         return
                     } catch {
                         logger.debug("status update failed; retrying", metadata: ["replica": "\(replica)", "error": "\(error)"])
-                        try? await Task.sleep(for: delay)
-                        delay = min(delay * 2, .seconds(5))
+                        try? await Task.sleep(for: delay.next())
                         if Task.isCancelled { return }
                     }
                 }

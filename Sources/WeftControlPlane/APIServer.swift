@@ -120,7 +120,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         var path = request.uri.path.split(separator: "/")
         if path.starts(with: ["api", "v1"]) { path.removeFirst(2) }
-        switch AccessPolicy.decide(principal, method: request.method.rawValue, path: path) {
+        let route = "\(request.method.rawValue) \(request.uri.path)"
+        switch AccessPolicy.decide(principal, method: request.method.rawValue, path: path, route: route) {
         case .allow, .checkObject:
             var context = context
             context.principal = principal

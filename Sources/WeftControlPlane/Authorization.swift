@@ -31,9 +31,10 @@ enum AccessPolicy {
         case deny(code: Int, message: String)
     }
 
-    /// `path` is the request path after `/api/v1/`, split at `/`.
-    static func decide(_ principal: Principal, method: String, path: [Substring]) -> Decision {
-        let route = "\(method) /api/v1/\(path.joined(separator: "/"))"
+    /// `path` is the request path after `/api/v1/`, split at `/`; `route` names the request in
+    /// refusals ("GET /api/v1/…" when not given).
+    static func decide(_ principal: Principal, method: String, path: [Substring], route: String? = nil) -> Decision {
+        let route = route ?? "\(method) /api/v1/\(path.joined(separator: "/"))"
         let isJoin = method == "POST" && path == ["join"]
         switch principal {
         case .admin:

@@ -134,6 +134,9 @@ final class ConnectionMeter {
     private var idleTicks = 0
     private var tick: Scheduled<Void>?
     private var finished = false
+    /// Whether the connection holds its backend's active count, released when it closes (an
+    /// upgraded HTTP exchange released it when its 101 arrived).
+    private let holdsBackend: Bool
 
     /// Unreported bytes are added to the shared counters once they reach this many.
     static let reportThreshold = 256 * 1024
@@ -141,8 +144,9 @@ final class ConnectionMeter {
     /// `idleTimeout` and `idleTimeout * (1 + 1/ticksPerTimeout)` after its last byte.
     static let ticksPerTimeout = 4
 
-    init(runtime: ListenerRuntime, connection: UInt64, backend: String, client: any Channel) {
+    init(runtime: ListenerRuntime, connection: UInt64, backend: String, client: any Channel, holdsBackend: Bool = true) {
         self.runtime = runtime
+        self.holdsBackend = holdsBackend
         self.connection = connection
         self.backend = backend
         self.channel = client
@@ -194,7 +198,12 @@ final class ConnectionMeter {
         finished = true
         tick?.cancel()
         tick = nil
-        runtime.closed(connection: connection, backend: backend, failed: false, bytesIn: bytesIn, bytesOut: bytesOut)
+        if holdsBackend {
+            runtime.closed(connection: connection, backend: backend, failed: false, bytesIn: bytesIn, bytesOut: bytesOut)
+        } else {
+            report()
+            runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
+        }
         bytesIn = 0
         bytesOut = 0
     }

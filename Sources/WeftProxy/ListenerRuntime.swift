@@ -38,6 +38,36 @@ final class ListenerRuntime: Sendable {
         var address: SocketAddress
         /// Set when the backend is on another node: the connection goes through its tunnel.
         var tunnel: TunnelEndpoint?
+        /// The backend's entry, for `attemptFinished` and `upstreamConnected` (no lookup by id).
+        var entry: Entry
+    }
+
+    /// A backend's state, opaque outside this file. Its fields are read and written only under the
+    /// listener's lock. An entry stays in `State.backends` while an attempt or connection counts
+    /// against it (see `removeIfUnused`), so one handed out with a `Pick` is the current one.
+    final class Entry: @unchecked Sendable {
+        let id: String
+        fileprivate let address: SocketAddress
+        fileprivate var tunnel: TunnelEndpoint?
+        fileprivate var inConfiguration = true
+        /// Where it is in the snapshots; nil once it left the configuration.
+        fileprivate var position: BackendPosition?
+        /// Bumped on every removal so a drain timer armed for an earlier removal does nothing.
+        fileprivate var removalEpoch: UInt64 = 0
+        fileprivate var latency = LatencyEWMA()
+        fileprivate var counters: BackendCounters
+        fileprivate var connections: [UInt64: any Channel] = [:]
+        /// `revision`, or "" when the backend has none.
+        fileprivate var revision = ""
+        /// Index of its revision's request statistics in `State.revisionTraffic`.
+        fileprivate var revisionSlot = 0
+        fileprivate var requests = RequestStatistics()
+
+        fileprivate init(id: String, address: SocketAddress) {
+            self.id = id
+            self.address = address
+            counters = BackendCounters(id: id)
+        }
     }
 
     /// The outcome of asking for a backend for one HTTP request attempt.
@@ -57,22 +87,6 @@ final class ListenerRuntime: Sendable {
         case pickAnother
         /// The proxy is shutting down: close both sides.
         case abort
-    }
-
-    private struct Backend {
-        let address: SocketAddress
-        var tunnel: TunnelEndpoint?
-        var inConfiguration = true
-        /// Bumped on every removal so a drain timer armed for an earlier removal does nothing.
-        var removalEpoch: UInt64 = 0
-        var latency = LatencyEWMA()
-        var counters: BackendCounters
-        var connections: [UInt64: any Channel] = [:]
-        /// `revision`, or "" when the backend has none.
-        var revision = ""
-        /// Index of its revision's request statistics in `State.revisionTraffic`.
-        var revisionSlot = 0
-        var requests = RequestStatistics()
     }
 
     struct BackendPosition {
@@ -98,7 +112,7 @@ final class ListenerRuntime: Sendable {
         var backendCount = 0
         /// Current backend ids in configuration order.
         var order: [String] = []
-        /// Per-revision request statistics (index: `Backend.revisionSlot`), kept for the listener's
+        /// Per-revision request statistics (index: `Entry.revisionSlot`), kept for the listener's
         /// lifetime so traffic samples stay cumulative when backends come and go.
         var revisionTraffic: [RequestStatistics] = []
         var revisionSlots: [String: Int] = [:]
@@ -106,7 +120,7 @@ final class ListenerRuntime: Sendable {
         var http = HTTPListenerCounters()
         /// Upstream connection pools of this listener, one per event loop (HTTP mode).
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
-        var backends: [String: Backend] = [:]
+        var backends: [String: Entry] = [:]
         var rng = SplitMix64(seed: 0x5eed_0f_3e_f7)
         var connectionsTotal = 0
         var connectionsActive = 0
@@ -212,10 +226,10 @@ final class ListenerRuntime: Sendable {
             id = choose(clientKey: clientKey, excluding: tried.union(ejected), in: &s)
                 ?? choose(clientKey: clientKey, excluding: tried, in: &s)
         }
-        guard let id, let position = s.position[id], let backend = s.backends[id] else { return nil }
+        guard let id, let backend = s.backends[id], let position = backend.position else { return nil }
         s.snapshots[position.group][position.index].activeConnections += 1
-        s.backends[id]!.counters.connectionsActive += 1
-        return Pick(id: id, address: backend.address, tunnel: backend.tunnel)
+        backend.counters.connectionsActive += 1
+        return Pick(id: id, address: backend.address, tunnel: backend.tunnel, entry: backend)
     }
 
     /// The traffic split, then the load balancer: a revision of the split is chosen by weight among
@@ -336,42 +350,38 @@ final class ListenerRuntime: Sendable {
     /// Ends one attempt of a request to `backend`: counts it (with its revision), releases the
     /// backend's active count, and says whether the upstream connection may be pooled again (false
     /// once the backend left the configuration or the proxy is shutting down).
-    func attemptFinished(backend: String, outcome: AttemptOutcome, isRetry: Bool) -> Bool {
+    func attemptFinished(_ backend: Entry, outcome: AttemptOutcome, isRetry: Bool) -> Bool {
         state.withLock { s in
-            // One hash of the id for the backend's own fields (this runs once per request).
-            guard let index = s.backends.index(forKey: backend) else { return false }
             if case .cancelled = outcome {} else {
-                let slot = s.backends.values[index].revisionSlot
-                s.backends.values[index].requests.record(outcome, isRetry: isRetry)
-                s.revisionTraffic[slot].record(outcome, isRetry: isRetry)
+                backend.requests.record(outcome, isRetry: isRetry)
+                s.revisionTraffic[backend.revisionSlot].record(outcome, isRetry: isRetry)
             }
             switch outcome {
             case .connectFailed:
-                s.backends.values[index].counters.connectFailures += 1
-                if s.position[backend] != nil,
-                   s.detector.recordFailure(backend, poolSize: s.backendCount, now: Self.now()) {
-                    s.backends.values[index].counters.ejections += 1
+                backend.counters.connectFailures += 1
+                if backend.position != nil,
+                   s.detector.recordFailure(backend.id, poolSize: s.backendCount, now: Self.now()) {
+                    backend.counters.ejections += 1
                 }
             case .response:
-                s.detector.recordSuccess(backend, now: Self.now())
+                if s.detector.tracksAny { s.detector.recordSuccess(backend.id, now: Self.now()) }
             case .failed, .cancelled:
                 break
             }
-            let keep = s.backends.values[index].inConfiguration && !s.shutDown
+            let keep = backend.inConfiguration && !s.shutDown
             Self.release(backend, in: &s)
             return keep
         }
     }
 
     /// A new upstream connection to `backend` is up after `latency` seconds (feeds p2cEwma as in TCP mode).
-    func upstreamConnected(backend: String, latency: Double) {
+    func upstreamConnected(_ backend: Entry, latency: Double) {
         state.withLock { s in
-            guard s.backends[backend] != nil else { return }
             let now = Self.now()
-            s.backends[backend]!.latency.record(latency, at: now)
-            s.backends[backend]!.counters.connectionsTotal += 1
-            if let position = s.position[backend] {
-                s.snapshots[position.group][position.index].latency = s.backends[backend]!.latency.value(at: now)
+            backend.latency.record(latency, at: now)
+            backend.counters.connectionsTotal += 1
+            if let position = backend.position {
+                s.snapshots[position.group][position.index].latency = backend.latency.value(at: now)
             }
         }
     }
@@ -420,11 +430,15 @@ final class ListenerRuntime: Sendable {
     }
 
     private static func release(_ backend: String, in s: inout State) {
-        s.backends[backend]!.counters.connectionsActive -= 1
-        if let position = s.position[backend] {
+        if let entry = s.backends[backend] { release(entry, in: &s) }
+    }
+
+    private static func release(_ backend: Entry, in s: inout State) {
+        backend.counters.connectionsActive -= 1
+        if let position = backend.position {
             s.snapshots[position.group][position.index].activeConnections -= 1
         } else {
-            removeIfUnused(backend, in: &s)
+            removeIfUnused(backend.id, in: &s)
         }
     }
 
@@ -515,7 +529,7 @@ final class ListenerRuntime: Sendable {
             guard position[id] == nil else { continue }
             if s.backends[id] == nil {
                 guard let address = try? SocketAddress(ipAddress: backend.address, port: backend.port) else { continue }
-                s.backends[id] = Backend(address: address, counters: BackendCounters(id: id))
+                s.backends[id] = Entry(id: id, address: address)
             }
             let revision = backend.revision ?? ""
             s.backends[id]!.inConfiguration = true
@@ -546,6 +560,7 @@ final class ListenerRuntime: Sendable {
         s.weights = weights
         s.snapshots = snapshots
         s.position = position
+        for (id, backend) in s.backends { backend.position = position[id] }
         s.backendCount = position.count
         s.order = backends.map(\.id).filter { position[$0] != nil }
         if s.order.count != position.count {
@@ -638,8 +653,10 @@ struct RequestStatistics: Sendable {
             default: responses.4 += 1
             }
             let micros = UInt64(max(elapsed.nanoseconds / 1000, 1))
-            if latency == nil { latency = LatencySummary.makeHistogram() }
-            _ = latency!.record(min(micros, LatencySummary.highestTrackableMicroseconds))
+            // Moved out and back, so the histogram is never copied (nor its counts, copy-on-write).
+            var histogram = latency.take() ?? LatencySummary.makeHistogram()
+            _ = histogram.record(min(micros, LatencySummary.highestTrackableMicroseconds))
+            latency = consume histogram
         case .connectFailed, .failed:
             failures += 1
         case .cancelled:

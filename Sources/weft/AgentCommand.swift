@@ -141,7 +141,7 @@ struct AgentCommand: AsyncParsableCommand {
     /// The cluster's settings; waits (with backoff) while the server is unreachable, since the agent has
     /// nothing to run before it has heard from it.
     private func clusterInfo(_ client: APIClient, logger: Logger) async throws -> ClusterInfo {
-        var delay = Duration.milliseconds(200)
+        var delay = RetryDelay()
         while true {
             do {
                 return try await client.clusterInfo()
@@ -150,10 +150,10 @@ struct AgentCommand: AsyncParsableCommand {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                logger.warning("cannot reach the API server; retrying", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
+                let wait = delay.next()
+                logger.warning("cannot reach the API server; retrying", metadata: ["error": "\(error)", "retryIn": "\(wait)"])
+                try await Task.sleep(for: wait)
             }
-            try await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(5))
         }
     }
 }

@@ -103,6 +103,20 @@ struct AccessPolicyTests {
         return false
     }
 
+    @Test func aRefusalNamesTheRouteAsRequested() {
+        // A path outside /api/v1 (the middleware passes the request's own method and path).
+        guard case .deny(403, let message) = AccessPolicy.decide(.node("n1"), method: "POST", path: ["debug"], route: "POST /debug") else {
+            Issue.record("a node credential was allowed POST /debug")
+            return
+        }
+        #expect(message.contains("may not POST /debug:") && !message.contains("/api/v1/debug"), "\(message)")
+        guard case .deny(403, let apply) = decide(.node("n1"), "POST", "apply") else {
+            Issue.record("a node credential was allowed to apply")
+            return
+        }
+        #expect(apply.contains("may not POST /api/v1/apply:"), "\(apply)")
+    }
+
     @Test func theAdminMayDoAnythingButJoin() {
         for (method, path) in [("POST", "apply"), ("DELETE", "nodes/n1"), ("POST", "tokens"), ("PUT", "nodes/n9"), ("GET", "tokens")] {
             #expect(decide(.admin, method, path) == .allow, "\(method) \(path)")

@@ -161,3 +161,25 @@ struct ProbeTrackerTests {
         #expect(t.passing)
     }
 }
+
+@Suite("RetryDelay")
+struct RetryDelayTests {
+    @Test func eachWaitIsInTheUpperHalfOfADoublingCeiling() {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var delay = RetryDelay(initial: .milliseconds(200), maximum: .seconds(5))
+            for ceiling in [200, 400, 800, 1600, 3200, 5000, 5000].map(Duration.milliseconds) {
+                let wait = delay.next(using: &random)
+                #expect(wait >= ceiling / 2 && wait <= ceiling, "\(wait) is outside [\(ceiling / 2), \(ceiling)]")
+            }
+            delay.reset()
+            #expect(delay.next(using: &random) <= .milliseconds(200))
+        }
+    }
+
+    @Test func waitsAreSpreadNotEqual() {
+        var delay = RetryDelay(initial: .seconds(1), maximum: .seconds(1))
+        let waits = Set((0..<50).map { _ in delay.next() })
+        #expect(waits.count > 40, "50 waits gave only \(waits.count) distinct values")
+    }
+}

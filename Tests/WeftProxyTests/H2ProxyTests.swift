@@ -203,7 +203,7 @@ extension HTTPFixture {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        track(channel)
+        adopt(channel)
         return HTTPBackendServer(channel: channel, served: served)
     }
 

@@ -182,8 +182,10 @@ final class HTTPFixture: Sendable {
         return HTTPBackendServer(channel: channel, served: served)
     }
 
-    /// Closes `channel` (a test server) when the test ends.
-    func track(_ channel: any Channel) { servers.withLock { $0.append(channel) } }
+    /// Closes `channel` (a server a test started) with the fixture.
+    func adopt(_ channel: any Channel) {
+        servers.withLock { $0.append(channel) }
+    }
 
     func freePort() async throws -> Int {
         let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()

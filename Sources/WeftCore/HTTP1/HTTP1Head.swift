@@ -45,6 +45,10 @@ public struct HTTP1Head: Sendable, Equatable {
     public var hasConnectionField = false
     /// `Expect: 100-continue` (requests).
     public var expectsContinue = false
+    /// Whether the message asks for (a request) or confirms (a 101 response) a protocol switch: an
+    /// HTTP/1.1 head with an `Upgrade` field and the `upgrade` option in `Connection` (RFC 9110 §7.8;
+    /// an HTTP/1.0 one's `Upgrade` is ignored).
+    public var upgrade = false
 
     public init() {}
 
@@ -169,18 +173,21 @@ public enum HTTP1Parser {
     /// The field lines of a head to forward: all but the hop-by-hop ones, those the `Connection` field
     /// names, and a Content-Length beside chunked coding. Transfer-Encoding stays (the body is
     /// forwarded as it arrived, in its coding) unless `droppingTransferEncoding` (a chunked body
-    /// forwarded decoded). Each range ends with its line's CRLF.
+    /// forwarded decoded). `Upgrade` stays when `keepingUpgrade` (a protocol switch passed on; the
+    /// `Connection` field still goes, the caller writes its own). Each range ends with its line's CRLF.
     public static func keptFieldLines(_ bytes: UnsafeRawBufferPointer, _ head: HTTP1Head,
-                                      droppingTransferEncoding: Bool = false) -> [Range<Int>] {
+                                      droppingTransferEncoding: Bool = false, keepingUpgrade: Bool = false) -> [Range<Int>] {
         var named: [[UInt8]] = []
         var lines: [(range: Range<Int>, name: Range<Int>, drop: Bool, framing: Bool)] = []
         forEachField(bytes, from: head.startLineEnd, to: head.length) { line, name, value in
             let kind = FieldKind(bytes, name)
-            var drop = kind == .hopByHop || (kind == .contentLength && head.framing == .chunked)
+            var drop = kind == .hopByHop || (kind == .upgrade && !keepingUpgrade)
+                || (kind == .contentLength && head.framing == .chunked)
                 || (kind == .transferEncoding && droppingTransferEncoding)
             if kind == .connection {
                 forEachToken(bytes, value) { token in
-                    if !equalsLowercase(bytes, token, "close"), !equalsLowercase(bytes, token, "keep-alive") {
+                    if !equalsLowercase(bytes, token, "close"), !equalsLowercase(bytes, token, "keep-alive"),
+                       !keepingUpgrade || !equalsLowercase(bytes, token, "upgrade") {
                         named.append(bytes[token].map { $0 | (isUpper($0) ? 0x20 : 0) })
                     }
                 }
@@ -201,13 +208,14 @@ public enum HTTP1Parser {
     // MARK: - Fields
 
     private enum FieldKind: Equatable {
-        case contentLength, transferEncoding, connection, expect, hopByHop, other
+        case contentLength, transferEncoding, connection, expect, upgrade, hopByHop, other
 
         init(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) {
             switch name.count {
             case 2 where equalsLowercase(bytes, name, "te"): self = .hopByHop
             case 6 where equalsLowercase(bytes, name, "expect"): self = .expect
-            case 7 where equalsLowercase(bytes, name, "trailer") || equalsLowercase(bytes, name, "upgrade"): self = .hopByHop
+            case 7 where equalsLowercase(bytes, name, "trailer"): self = .hopByHop
+            case 7 where equalsLowercase(bytes, name, "upgrade"): self = .upgrade
             case 10 where equalsLowercase(bytes, name, "connection"): self = .connection
             case 10 where equalsLowercase(bytes, name, "keep-alive"): self = .hopByHop
             case 14 where equalsLowercase(bytes, name, "content-length"): self = .contentLength
@@ -227,6 +235,8 @@ public enum HTTP1Parser {
         var hasTransferEncoding = false
         var close = false
         var keepAliveToken = false
+        var upgradeField = false
+        var upgradeToken = false
         var failure: HTTP1ParseError?
         var invalidValue: HTTP1ParseError?
         let valid = forEachFieldValidating(bytes, from: head.startLineEnd, to: head.length, failure: &failure) { _, name, value in
@@ -249,12 +259,19 @@ public enum HTTP1Parser {
                     if equalsLowercase(bytes, token, "keep-alive") {
                         keepAliveToken = true
                     } else {
-                        if equalsLowercase(bytes, token, "close") { close = true }
+                        if equalsLowercase(bytes, token, "close") {
+                            close = true
+                        } else if equalsLowercase(bytes, token, "upgrade") {
+                            upgradeToken = true
+                        }
                         head.hasHopByHopFields = true
                     }
                 }
             case .expect:
                 if equalsLowercase(bytes, trimmed(bytes, value), "100-continue") { head.expectsContinue = true }
+            case .upgrade:
+                upgradeField = true
+                head.hasHopByHopFields = true
             case .hopByHop:
                 head.hasHopByHopFields = true
             case .other:
@@ -264,6 +281,7 @@ public enum HTTP1Parser {
         }
         if !valid { return .failure(invalidValue ?? failure ?? .fieldName) }
         head.keepAlive = !close && (head.minorVersion == 1 || keepAliveToken)
+        head.upgrade = upgradeField && upgradeToken && head.minorVersion == 1
         if isRequest {
             if hasTransferEncoding {
                 guard chunked else { return .failure(.transferEncoding) }

@@ -70,6 +70,10 @@ public struct OutlierDetector: Sendable {
     }
 
     /// Records a successful connection (or request) to `id`: its consecutive failure count starts again.
+    /// Whether any backend has failures, an ejection or a history of ejections (when not, a success
+    /// changes nothing).
+    public var tracksAny: Bool { !states.isEmpty }
+
     public mutating func recordSuccess(_ id: String, now: Double) {
         guard var state = states[id] else { return }
         state.consecutiveFailures = 0

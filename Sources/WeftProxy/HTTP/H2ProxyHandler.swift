@@ -40,7 +40,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
     private var held: [HTTP2Frame.FramePayload] = []
     private var attempts = 0
     private var tried: Set<String> = []
-    private var backend: String?
+    private var backend: ListenerRuntime.Entry?
     private var attemptIsRetry = false
     private var attemptStarted = NIODeadline.now()
     private var generation: UInt64 = 0
@@ -137,7 +137,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
         // The stream ended, or the client reset it, or the connection went away.
         if let backend {
             self.backend = nil
-            _ = connection.runtime.attemptFinished(backend: backend, outcome: .cancelled, isRetry: attemptIsRetry)
+            _ = connection.runtime.attemptFinished(backend, outcome: .cancelled, isRetry: attemptIsRetry)
         }
         endAttempt()
         phase = .done
@@ -157,7 +157,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
         attemptIsRetry = attempts > 0
         attempts += 1
         tried.insert(chosen.id)
-        backend = chosen.id
+        backend = chosen.entry
         phase = .connecting
         attemptStarted = .now()
         generation &+= 1
@@ -181,14 +181,14 @@ final class H2StreamProxy: ChannelDuplexHandler {
                 return answer(.denied(reason: refusal.reason))
             }
             self.backend = nil
-            _ = runtime.attemptFinished(backend: backend, outcome: .connectFailed, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .connectFailed, isRetry: attemptIsRetry)
             // Nothing of the request left the proxy: another backend may take it, within the limits.
             guard attempts <= connection.settings.retryAttempts else { return answer(.upstreamFailed) }
             start(runtime.pickRequest(clientKey: connection.clientKey, tried: tried, isRetry: true))
         case .failure:
             // The connection is up but gave no stream (closed, or it does not speak HTTP/2).
             self.backend = nil
-            _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
             answer(.upstreamFailed)
         case .success(let stream):
             let upstream = H2UpstreamStream(client: self)
@@ -197,7 +197,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
             } catch {
                 stream.close(promise: nil)
                 self.backend = nil
-                _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+                _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
                 return answer(.upstreamFailed)
             }
             self.upstream = upstream
@@ -220,7 +220,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: connection.settings.requestTimeout) { [self] in
             guard generation == self.generation, case .awaitingResponse = phase, let backend else { return }
             self.backend = nil
-            _ = connection.runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+            _ = connection.runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
             answer(.timeout)
         }
     }
@@ -242,7 +242,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
         guard let context else { return }
         if let backend {
             self.backend = nil
-            _ = connection.runtime.attemptFinished(backend: backend, outcome: .cancelled, isRetry: attemptIsRetry)
+            _ = connection.runtime.attemptFinished(backend, outcome: .cancelled, isRetry: attemptIsRetry)
         }
         endAttempt()
         phase = .done
@@ -301,7 +301,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
         phase = .done
         if let backend {
             self.backend = nil
-            _ = connection.runtime.attemptFinished(backend: backend, outcome: .response(status: status, latency: latency), isRetry: attemptIsRetry)
+            _ = connection.runtime.attemptFinished(backend, outcome: .response(status: status, latency: latency), isRetry: attemptIsRetry)
         }
         context?.flush()
     }
@@ -313,7 +313,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
         case .awaitingResponse:
             if let backend {
                 self.backend = nil
-                _ = connection.runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+                _ = connection.runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
             }
             answer(.upstreamFailed)
         case .responding:
@@ -321,7 +321,7 @@ final class H2StreamProxy: ChannelDuplexHandler {
             if let backend {
                 self.backend = nil
                 _ = connection.runtime.attemptFinished(
-                    backend: backend, outcome: .response(status: status, latency: latency), isRetry: attemptIsRetry)
+                    backend, outcome: .response(status: status, latency: latency), isRetry: attemptIsRetry)
             }
             phase = .done
             context?.close(promise: nil)

@@ -132,7 +132,7 @@ final class H2UpstreamConnection: ChannelInboundHandler {
             case .failure(let error):
                 fail(waiters, ConnectFailure(underlying: error))
             case .success(let channel):
-                runtime.upstreamConnected(backend: key.backend, latency: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
+                runtime.upstreamConnected(pick.entry, latency: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
                 do {
                     var configuration = NIOHTTP2Handler.ConnectionConfiguration()
                     // NIO's guard against a flood of empty DATA frames (default 1 in a row) would cut every

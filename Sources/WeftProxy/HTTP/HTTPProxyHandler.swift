@@ -69,6 +69,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var requestEnded = false
     private var bodySent = false
     private var idempotent = false
+    /// The request asks for a protocol switch (see `ProtocolSwitch`).
+    private var upgrading = false
     private var closeAfterResponse = false
     private var clientMinorVersion = 1
     /// The backends this request tried: the first attempt's apart, so that a request that is not
@@ -82,7 +84,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
     private var attempts = 0
     // The attempt in progress.
-    private var backend: String?
+    private var backend: ListenerRuntime.Entry?
     private var attemptIsRetry = false
     private var attemptStarted = NIODeadline.now()
     private var upstream: UpstreamConnection?
@@ -96,6 +98,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var responseStatus = 0
     private var responseLatency = TimeAmount.zero
     private var upstreamReusable = false
+    /// A whole response (head and body) not written yet: `finishResponse` writes and flushes it at once.
+    private var wholeResponse: ByteBuffer?
 
     private var pendingRead = false
     /// Request body bytes were written to the upstream connection since its last flush.
@@ -142,6 +146,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         self.settings = settings
         listenerName = runtime.configuration.name
         clientKey = ProxyConnectionHandler.clientKey(context.channel.remoteAddress)
+        clientIsWritable = context.channel.isWritable
         pool = runtime.pool(on: context.eventLoop)
         startIdleTimer(settings.idleTimeout, context: context)
     }
@@ -287,7 +292,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { upstream?.resumeReading() }
+        clientIsWritable = context.channel.isWritable
+        if clientIsWritable { upstream?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -310,7 +316,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if wasOpen {
             if let backend {
                 // The client left during an attempt: nothing to count against the backend.
-                _ = runtime.attemptFinished(backend: backend, outcome: .cancelled, isRetry: attemptIsRetry)
+                _ = runtime.attemptFinished(backend, outcome: .cancelled, isRetry: attemptIsRetry)
             }
             endAttempt(reuse: false)
             phase = .closed
@@ -325,16 +331,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     private func startRequest(_ request: HTTP1Head, raw: ByteBuffer) {
         active = true
-        // Backends always get HTTP/1.1, without this connection's hop-by-hop fields.
-        head = HeadForwarding.forward(raw, request, minorVersion: 1)
+        upgrading = request.upgrade
+        // Backends always get HTTP/1.1, without this connection's hop-by-hop fields (an upgrade's stay).
+        head = HeadForwarding.forward(raw, request, minorVersion: 1, keepingUpgrade: upgrading)
         method = request.method
         clientMinorVersion = request.minorVersion
         requestHasBody = request.framing != .none
         // HTTP/1.0 clients get one response per connection (their responses may need close-delimiting).
         closeAfterResponse = !request.keepAlive || request.minorVersion == 0
-        idempotent = request.isIdempotent
+        // Once sent, an upgrade is not retried: the backend may have switched already.
+        idempotent = request.isIdempotent && !upgrading
         bodySent = false
         held.removeAll(keepingCapacity: true)
+        wholeResponse = nil
         firstBackend = nil
         if !retriedBackends.isEmpty { retriedBackends.removeAll(keepingCapacity: true) }
         attempts = 0
@@ -365,17 +374,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         } else {
             firstBackend = chosen.id
         }
-        backend = chosen.id
+        backend = chosen.entry
         phase = .connecting
-        attemptStarted = .now()
         let key = UpstreamKey(backend: chosen.id, source: chosen.tunnel == nil ? nil : sourceIdentity(context.channel))
         // A retry opens a new connection: the pooled ones to that backend may be as stale as the last.
-        if !attemptIsRetry, let pooled = pool.take(key) {
+        // So does an upgrade, which cannot be retried.
+        if !attemptIsRetry, !upgrading, let pooled = pool.take(key) {
             attach(pooled)
             return
         }
         connectGeneration &+= 1
         let generation = connectGeneration
+        attemptStarted = .now()
         connector.connect(chosen, context.channel, settings.connectTimeout)
             .assumeIsolated()
             .whenComplete { result in
@@ -403,18 +413,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             answer(.denied(reason: refusal.reason))
         case .failure:
             self.backend = nil
-            _ = runtime.attemptFinished(backend: backend, outcome: .connectFailed, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .connectFailed, isRetry: attemptIsRetry)
             retryOrAnswer(afterSending: false)
         case .success(let channel):
             let latency = Double((NIODeadline.now() - attemptStarted).nanoseconds) / 1e9
-            runtime.upstreamConnected(backend: backend, latency: latency)
+            runtime.upstreamConnected(backend, latency: latency)
             let upstream = UpstreamConnection(key: key, channel: channel, pool: pool)
             do {
                 try channel.pipeline.syncOperations.addHandler(upstream)
             } catch {
                 channel.close(promise: nil)
                 self.backend = nil
-                _ = runtime.attemptFinished(backend: backend, outcome: .connectFailed, isRetry: attemptIsRetry)
+                _ = runtime.attemptFinished(backend, outcome: .connectFailed, isRetry: attemptIsRetry)
                 retryOrAnswer(afterSending: false)
                 return
             }
@@ -428,15 +438,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard let context, let settings, let head else { return }
         self.upstream = upstream
         upstream.delegate = self
-        upstream.expectResponse(to: method)
+        upstream.expectResponse(to: method, upgrade: upgrading)
         phase = .awaitingResponse
-        upstream.write(head)
-        for body in held {
-            bodySent = true
-            upstream.write(body)
+        if held.isEmpty {
+            upstream.writeAndFlush(head)
+        } else {
+            upstream.write(head)
+            for body in held {
+                bodySent = true
+                upstream.write(body)
+            }
+            held.removeAll(keepingCapacity: true)
+            upstream.flush()
         }
-        held.removeAll(keepingCapacity: true)
-        upstream.flush()
         attemptStarted = .now()
         armTimeout(attemptStarted + settings.requestTimeout, context: context)
         if pendingRead, !requestEnded, upstream.isWritable {
@@ -481,7 +495,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         guard case .awaitingResponse = phase, let backend else { return }
         responseDeadline = nil
         self.backend = nil
-        _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+        _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
         answer(.timeout)
     }
 
@@ -506,7 +520,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func answer(_ answer: HTTPProxyAnswer) {
         guard let context else { return }
         if let backend {
-            _ = runtime.attemptFinished(backend: backend, outcome: .cancelled, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .cancelled, isRetry: attemptIsRetry)
         }
         endAttempt(reuse: false)
         runtime.proxyAnswered(answer)
@@ -523,18 +537,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     private func finishResponse(close: Bool, context: ChannelHandlerContext) {
         head = nil
         held.removeAll(keepingCapacity: true)
+        let last = wholeResponse.take()
         if close {
             phase = .closed
             inbound = nil
             idleTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
             let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
+            context.writeAndFlush(wrapOutboundOut(last ?? ByteBuffer()), promise: promise)
             promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             phase = .idle
             requestState = .head(resume: 0)
-            context.flush()
+            if let last {
+                context.writeAndFlush(wrapOutboundOut(last), promise: nil)
+            } else {
+                context.flush()
+            }
             // Within `handleInbound`, its loop goes on with the next request.
             if !handlingInbound { handleInbound(context: context) }
         }
@@ -542,7 +561,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     // MARK: - Upstream side (UpstreamDelegate)
 
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+    /// The client channel's writability, as of its last change (read per upstream read).
+    private(set) var clientIsWritable = true
 
     /// Whether the client's connection closes after the current response: the request asked for it,
     /// or the client has half-closed and nothing of a next request is waiting.
@@ -556,6 +576,32 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         context.writeAndFlush(wrapOutboundOut(HeadForwarding.forward(bytes, head, minorVersion: 1)), promise: nil)
     }
 
+    func upstreamSwitchedProtocols(_ response: HTTP1Head, bytes: ByteBuffer, rest: ByteBuffer) {
+        guard case .awaitingResponse = phase, let context, let backend, let upstream, let pool, let settings else { return }
+        self.backend = nil
+        responseDeadline = nil
+        guard requestEnded else {
+            // The backend switched before it had all of the request.
+            _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
+            return answer(.upstreamFailed)
+        }
+        _ = runtime.attemptFinished(
+            backend, outcome: .response(status: 101, latency: .now() - attemptStarted), isRetry: attemptIsRetry)
+        // The connection is the relay's now: no request timeout, the relay's idle timeout.
+        phase = .closed
+        self.upstream = nil
+        upstream.delegate = nil
+        idleTimer?.cancel()
+        timeoutTimer?.cancel()
+        let clientBytes = inbound
+        inbound = nil
+        ProtocolSwitch.splice(
+            client: context, handler: self, upstream: upstream, pool: pool,
+            meter: ConnectionMeter(runtime: runtime, connection: connection, backend: backend.id, client: context.channel, holdsBackend: false),
+            idleTimeout: settings.idleTimeout, response: HeadForwarding.forward(bytes, response, minorVersion: 1, keepingUpgrade: true),
+            upstreamBytes: rest, clientBytes: clientBytes, clientInputClosed: inputClosed)
+    }
+
     func upstreamResponseHead(_ response: HTTP1Head, bytes: ByteBuffer, whole: ByteBuffer?) {
         guard case .awaitingResponse = phase, let context, let backend else { return }
         responseDeadline = nil
@@ -564,7 +610,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             // A draining or overloaded replica: another one may answer, if the budget allows a retry.
             let next = runtime.pickRequest(clientKey: clientKey, tried: tried, isRetry: true)
             if case .backend = next {
-                _ = runtime.attemptFinished(backend: backend, outcome: .response(status: 503, latency: latency), isRetry: attemptIsRetry)
+                _ = runtime.attemptFinished(backend, outcome: .response(status: 503, latency: latency), isRetry: attemptIsRetry)
                 endAttempt(reuse: false)
                 startAttempt(next)
                 return
@@ -581,8 +627,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         phase = .responding
         let addingClose = closesAfterResponse
         if let whole, HeadForwarding.passesUnchanged(response, minorVersion: clientMinorVersion, addingClose: addingClose) {
-            // Head and body in one write.
-            context.write(wrapOutboundOut(whole), promise: nil)
+            // Head and body in one write, with the flush, when the response ends (right after this).
+            wholeResponse = whole
             return
         }
         context.write(wrapOutboundOut(HeadForwarding.forward(
@@ -606,7 +652,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     func upstreamResponseEnd() {
         guard case .responding = phase, let context, let backend else { return }
         let keep = runtime.attemptFinished(
-            backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
+            backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
         // A connection whose request was not fully sent cannot carry another request.
         endAttempt(reuse: keep && upstreamReusable && requestEnded)
         let close = closesAfterResponse || !requestEnded
@@ -622,13 +668,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             // closed, or a replica that stopped. Retried when nothing of the request can be lost.
             self.backend = nil
             responseDeadline = nil
-            _ = runtime.attemptFinished(backend: backend, outcome: .failed, isRetry: attemptIsRetry)
+            _ = runtime.attemptFinished(backend, outcome: .failed, isRetry: attemptIsRetry)
             retryOrAnswer(afterSending: true)
         case .responding:
             // The response was cut short; the client can only learn it from the connection closing.
             self.backend = nil
             _ = runtime.attemptFinished(
-                backend: backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
+                backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
             context?.close(promise: nil)
         case .idle, .connecting, .closed:
             break

@@ -8,8 +8,10 @@ enum HeadForwarding {
     /// HTTP/1.`minorVersion`, without hop-by-hop fields (and Transfer-Encoding when
     /// `droppingTransferEncoding`), with `connection: close` when `addingClose`. A `Connection:
     /// keep-alive` alone passes unchanged when nothing else changes: it is this proxy's option too.
+    /// With `keepingUpgrade` (a protocol switch asked for or confirmed) `Upgrade` stays and the head
+    /// gets `connection: upgrade`.
     static func forward(_ raw: ByteBuffer, _ head: HTTP1Head, minorVersion: Int, addingClose: Bool = false,
-                        droppingTransferEncoding: Bool = false) -> ByteBuffer {
+                        droppingTransferEncoding: Bool = false, keepingUpgrade: Bool = false) -> ByteBuffer {
         if passesUnchanged(head, minorVersion: minorVersion, addingClose: addingClose, droppingTransferEncoding: droppingTransferEncoding) {
             return raw
         }
@@ -19,13 +21,18 @@ enum HeadForwarding {
             out.writeStaticString(minorVersion == 1 ? "HTTP/1.1" : "HTTP/1.0")
             out.writeBytes(UnsafeRawBufferPointer(rebasing: p[head.versionRange.upperBound..<head.startLineEnd]))
             if head.hasHopByHopFields || head.hasConnectionField || droppingTransferEncoding {
-                for line in HTTP1Parser.keptFieldLines(p, head, droppingTransferEncoding: droppingTransferEncoding) {
+                for line in HTTP1Parser.keptFieldLines(p, head, droppingTransferEncoding: droppingTransferEncoding,
+                                                       keepingUpgrade: keepingUpgrade) {
                     out.writeBytes(UnsafeRawBufferPointer(rebasing: p[line]))
                 }
             } else {
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: p[head.startLineEnd..<(head.length - 2)]))
             }
-            if addingClose { out.writeStaticString("connection: close\r\n") }
+            if keepingUpgrade {
+                out.writeStaticString(addingClose ? "connection: upgrade, close\r\n" : "connection: upgrade\r\n")
+            } else if addingClose {
+                out.writeStaticString("connection: close\r\n")
+            }
             out.writeStaticString("\r\n")
             return out
         }

@@ -90,7 +90,5 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-extension HTTPProxyHandler: RemovableChannelHandler {}
-
 @available(*, unavailable)
 extension ProtocolSniffer: Sendable {}

@@ -140,6 +140,10 @@ protocol UpstreamDelegate: AnyObject {
     /// Bytes of the response body: as they arrived, or only the payload of a chunked body when the
     /// exchange asked for it decoded.
     func upstreamResponseBody(_ body: ByteBuffer)
+    /// A `101 Switching Protocols` to a request that asked for it; `rest` holds the bytes of the new
+    /// protocol that came with it. The connection parses nothing more: the exchange takes it over
+    /// (or closes it).
+    func upstreamSwitchedProtocols(_ head: HTTP1Head, bytes: ByteBuffer, rest: ByteBuffer)
     func upstreamResponseEnd()
     func upstreamReadComplete()
     /// The connection closed, reset or sent bytes that do not parse before the response ended.
@@ -154,8 +158,9 @@ protocol UpstreamDelegate: AnyObject {
 /// that come back (`HTTP1Parser`, `HTTP1BodyReader`), passing them on without copying. While a
 /// request uses it, reads pass only while the client is writable (backpressure); while idle, reads
 /// stay on so a close by the backend is seen at once, and anything else the backend sends closes it
-/// (a response nobody asked for).
-final class UpstreamConnection: ChannelDuplexHandler {
+/// (a response nobody asked for). A connection that carried an upgrade request is never reused; a 101
+/// to any other request closes it.
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -183,6 +188,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var spent = false
     private var state = ResponseState.idle
     private var requestMethod = HTTP1Method.get
+    /// The request asked for a protocol switch, so a 101 may answer it.
+    private var upgradeRequested = false
     private var decodingChunks = false
     /// Response bytes not consumed yet (a head that arrived in pieces).
     private var inbound: ByteBuffer?
@@ -195,11 +202,16 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     var isUsable: Bool { !isClosed && !spent && channel.isActive }
 
-    var isWritable: Bool { channel.isWritable }
+    /// The channel's writability, as of its last change.
+    private(set) var isWritable = true
 
-    /// A request with `method` is about to be written: its response is read next.
-    func expectResponse(to method: HTTP1Method) {
+    /// A request with `method` (asking for a protocol switch when `upgrade`) is about to be written:
+    /// its response is read next.
+    func expectResponse(to method: HTTP1Method, upgrade: Bool = false) {
         requestMethod = method
+        upgradeRequested = upgrade
+        // Whatever the answer, the backend may have read the request as the start of another protocol.
+        if upgrade { spent = true }
         decodingChunks = false
         state = .head(resume: 0)
     }
@@ -215,6 +227,10 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func flush() {
         context?.flush()
+    }
+
+    func writeAndFlush(_ bytes: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
     }
 
     /// The delegate's client became writable again: passes on a read held for backpressure.
@@ -233,6 +249,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isWritable = context.channel.isWritable
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -265,8 +282,17 @@ final class UpstreamConnection: ChannelDuplexHandler {
                 let headStart = bytes.readerIndex
                 let raw = bytes.readSlice(length: end)!
                 guard case .success(let head) = raw.withUnsafeReadableBytes({ HTTP1Parser.parseResponse($0, requestMethod: requestMethod) }),
-                      head.status != 101, let delegate
+                      let delegate
                 else { return close() }
+                if head.status == 101 {
+                    // A switch the request did not ask for is a protocol error.
+                    guard upgradeRequested else { return close() }
+                    state = .idle
+                    delegate.upstreamSwitchedProtocols(head, bytes: raw, rest: bytes)
+                    // Unless the exchange took the connection over (this handler left the pipeline), it is done.
+                    if self.context != nil { close() }
+                    return
+                }
                 if head.status < 200 {
                     state = .head(resume: 0)
                     delegate.upstreamInterimResponse(head, bytes: raw)
@@ -334,7 +360,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        delegate?.upstreamWritabilityChanged(isWritable: isWritable)
         context.fireChannelWritabilityChanged()
     }
 
