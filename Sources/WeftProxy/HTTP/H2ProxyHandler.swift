@@ -82,7 +82,8 @@ final class H2StreamProxy: ChannelDuplexHandler {
             }
         case .data(let data):
             if data.endStream { requestEnded = true }
-            toUpstream(payload)
+            // An empty DATA frame without END_STREAM carries nothing (see `H2UpstreamStream`).
+            if data.data.readableBytes > 0 || data.endStream { toUpstream(payload) }
         default:
             break  // RST_STREAM closes this channel; window updates and priority are NIOHTTP2's.
         }

@@ -90,7 +90,7 @@ final class H2UpstreamConnection: ChannelInboundHandler {
     static let assumedMaxStreams = 100
 
     /// Empty DATA frames a backend may send in a row before its connection is closed as abusive.
-    static let maximumSequentialEmptyDataFrames = 64
+    static let maximumSequentialEmptyDataFrames = 10_000
 
     private enum State {
         case connecting([EventLoopPromise<any Channel>])
@@ -135,8 +135,9 @@ final class H2UpstreamConnection: ChannelInboundHandler {
                 runtime.upstreamConnected(pick.entry, latency: Double((NIODeadline.now() - started).nanoseconds) / 1e9)
                 do {
                     var configuration = NIOHTTP2Handler.ConnectionConfiguration()
-                    // NIO's guard against a flood of empty DATA frames (default 1 in a row) would cut every
-                    // stream of the shared connection for a backend that ends a body with an empty frame.
+                    // NIO's guard against a flood of empty DATA frames (default: more than 1 in a row on the
+                    // connection, between HEADERS or END_STREAM) would cut every stream of the shared
+                    // connection when the empty frames of many streams of a backend arrive together.
                     configuration.maximumSequentialEmptyDataFrames = Self.maximumSequentialEmptyDataFrames
                     configuration.initialSettings = [
                         HTTP2Setting(parameter: .enablePush, value: 0),

@@ -11,6 +11,10 @@ final class H2UpstreamStream: ChannelDuplexHandler {
     private var client: H2StreamProxy?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    /// END_STREAM sent / received: once both, the stream is closed and must not be reset (a backend
+    /// counts resets; too many and it closes the shared connection).
+    private var sentEnd = false
+    private var receivedEnd = false
 
     init(client: H2StreamProxy) {
         self.client = client
@@ -27,6 +31,7 @@ final class H2UpstreamStream: ChannelDuplexHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func write(_ payload: HTTP2Frame.FramePayload) {
+        if payload.endsStream { sentEnd = true }
         context?.write(wrapOutboundOut(payload), promise: nil)
     }
 
@@ -34,10 +39,10 @@ final class H2UpstreamStream: ChannelDuplexHandler {
         context?.flush()
     }
 
-    /// The client's side is done with this stream: resets it unless it already ended.
+    /// The client's side is done with this stream: resets it unless it already ended both ways.
     func detach() {
         client = nil
-        context?.close(promise: nil)
+        if !(sentEnd && receivedEnd) { context?.close(promise: nil) }
     }
 
     func resumeReading() {
@@ -48,9 +53,14 @@ final class H2UpstreamStream: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let payload = unwrapInboundIn(data)
+        if payload.endsStream { receivedEnd = true }
+        switch payload {
         case .headers(let headers): client?.upstreamHeaders(headers)
-        case .data(let data): client?.upstreamData(data)
+        case .data(let data):
+            // An empty DATA frame without END_STREAM carries nothing; passing it on could only trip
+            // the client's guard against floods of them.
+            if data.data.readableBytes > 0 || data.endStream { client?.upstreamData(data) }
         default: break
         }
     }
@@ -84,3 +94,14 @@ final class H2UpstreamStream: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension H2UpstreamStream: Sendable {}
+
+extension HTTP2Frame.FramePayload {
+    /// Whether this is a HEADERS or DATA frame with END_STREAM.
+    var endsStream: Bool {
+        switch self {
+        case .headers(let headers): headers.endStream
+        case .data(let data): data.endStream
+        default: false
+        }
+    }
+}
