@@ -19,7 +19,10 @@ final class H2ProxyConnection: ChannelInboundHandler {
     private weak var channel: (any Channel)?
     private var source: String??
     private var openStreams = 0
-    private var idleGeneration: UInt64 = 0
+    /// Since when no stream is open (nil while one is).
+    private var idleSince: NIODeadline? = .now()
+    /// At most one idle timer per connection: streams opening and closing only move `idleSince`.
+    private var idleTimerArmed = false
     private var closed = false
 
     private init(channel: any Channel, runtime: ListenerRuntime, connector: BackendConnector, connection: UInt64,
@@ -50,7 +53,7 @@ final class H2ProxyConnection: ChannelInboundHandler {
             }
         }
         try pipeline.addHandler(handler)
-        handler.armIdleTimer()
+        handler.armIdleTimer(in: settings.idleTimeout)
     }
 
     /// The identity tunnelled upstream connections carry for this client (see `BackendConnector`).
@@ -65,20 +68,29 @@ final class H2ProxyConnection: ChannelInboundHandler {
 
     private func streamOpened(_ stream: any Channel) -> H2StreamProxy {
         openStreams += 1
-        idleGeneration &+= 1
+        idleSince = nil
         stream.closeFuture.assumeIsolated().whenComplete { [self] _ in
             openStreams -= 1
-            if openStreams == 0 { armIdleTimer() }
+            if openStreams == 0 {
+                idleSince = .now()
+                if !idleTimerArmed { armIdleTimer(in: settings.idleTimeout) }
+            }
         }
         return H2StreamProxy(connection: self)
     }
 
-    private func armIdleTimer() {
+    private func armIdleTimer(in delay: TimeAmount) {
         guard let channel, !closed else { return }
-        idleGeneration &+= 1
-        let generation = idleGeneration
-        channel.eventLoop.assumeIsolated().scheduleTask(in: settings.idleTimeout) { [self] in
-            if generation == idleGeneration, openStreams == 0 { self.channel?.close(promise: nil) }
+        idleTimerArmed = true
+        channel.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            idleTimerArmed = false
+            guard let idleSince else { return }  // busy: armed again when it is idle
+            let idle = NIODeadline.now() - idleSince
+            if idle >= settings.idleTimeout {
+                self.channel?.close(promise: nil)
+            } else {
+                armIdleTimer(in: settings.idleTimeout - idle)
+            }
         }
     }
 

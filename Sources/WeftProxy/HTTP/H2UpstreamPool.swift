@@ -106,7 +106,10 @@ final class H2UpstreamConnection: ChannelInboundHandler {
     private var maxStreams: Int
     /// GOAWAY received or draining: no new streams; closes when the last one ends.
     private var retired = false
-    private var idleGeneration: UInt64 = 0
+    /// Since when no stream is open (nil while one is, or before the first).
+    private var idleSince: NIODeadline?
+    /// At most one idle timer per connection: streams opening and ending only move `idleSince`.
+    private var idleTimerArmed = false
 
     init(key: UpstreamKey, pool: H2UpstreamPool, assumedMaxStreams: Int) {
         self.key = key
@@ -171,7 +174,7 @@ final class H2UpstreamConnection: ChannelInboundHandler {
     func openStream() -> EventLoopFuture<any Channel> {
         let promise = pool.loop.makePromise(of: (any Channel).self)
         streams += 1
-        idleGeneration &+= 1
+        idleSince = nil
         switch state {
         case .connecting(var waiters):
             state = .closed  // so `waiters` is the array's only owner
@@ -200,10 +203,21 @@ final class H2UpstreamConnection: ChannelInboundHandler {
             close()
             return
         }
-        idleGeneration &+= 1
-        let generation = idleGeneration
-        pool.loop.assumeIsolated().scheduleTask(in: UpstreamPool.idleTimeout) { [self] in
-            if generation == idleGeneration, streams == 0 { close() }
+        idleSince = .now()
+        if !idleTimerArmed { armIdleTimer(in: UpstreamPool.idleTimeout) }
+    }
+
+    private func armIdleTimer(in delay: TimeAmount) {
+        idleTimerArmed = true
+        pool.loop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            idleTimerArmed = false
+            guard let idleSince, case .ready = state else { return }  // busy, or closed
+            let idle = NIODeadline.now() - idleSince
+            if idle >= UpstreamPool.idleTimeout {
+                close()
+            } else {
+                armIdleTimer(in: UpstreamPool.idleTimeout - idle)
+            }
         }
     }
 
