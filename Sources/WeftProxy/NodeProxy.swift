@@ -207,6 +207,9 @@ public final class NodeProxy: Sendable {
         var channels: [any Channel] = []
         do {
             var port = configuration.port
+            if loops.count > 1, port != 0 {
+                try await Self.checkPortIsFree(host: configuration.address, port: port, on: loops[0])
+            }
             for loop in loops {
                 let channel = try await serverBootstrap(
                     group: loop, childGroup: loops.count > 1 ? loop : group, runtime: runtime, reusePort: loops.count > 1)
@@ -220,6 +223,17 @@ public final class NodeProxy: Sendable {
             throw error
         }
         return Listener(runtime: runtime, channels: channels)
+    }
+
+    /// Fails with EADDRINUSE when anything listens on `host:port` already. SO_REUSEPORT would let the
+    /// acceptors join another process's (or listener's) group on that port, of the same user, and the
+    /// kernel would then split connections between the two silently; a plain bind is refused instead.
+    private static func checkPortIsFree(host: String, port: Int, on loop: any EventLoop) async throws {
+        let probe = try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port)
+            .get()
+        try await probe.close()
     }
 
     private func serverBootstrap(group: any EventLoopGroup, childGroup: any EventLoopGroup, runtime: ListenerRuntime,

@@ -35,8 +35,10 @@ final class EmbeddedHTTPProxy {
     func fromClient(_ text: String) throws { try client.writeInbound(ByteBuffer(string: text)) }
     func fromUpstream(_ text: String) throws { try upstream!.writeInbound(ByteBuffer(string: text)) }
 
-    /// Everything written so far on `channel`, as text.
+    /// Everything written so far on `channel`, as text, once the loop's turn has ended (the proxy
+    /// flushes at the end of a turn: `FlushBatch`).
     func written(_ channel: EmbeddedChannel) throws -> String {
+        loop.run()
         var text = ""
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) { text += buffer.readString(length: buffer.readableBytes) ?? "" }
         return text
@@ -225,6 +227,7 @@ struct HTTPHandlerTests {
             _ = try proxy.written(proxy.upstream!)
             try proxy.fromUpstream(response)
             var writes: [String] = []
+            proxy.loop.run()
             while var buffer = try proxy.client.readOutbound(as: ByteBuffer.self) {
                 writes.append(buffer.readString(length: buffer.readableBytes) ?? "")
             }

@@ -197,14 +197,24 @@ final class HTTPFixture: Sendable {
     /// Applies one `http` listener on a free port and returns the port.
     func listen(_ backends: [(HTTPBackendServer, String?)], policy: LoadBalancerPolicy = .roundRobin, http: HTTPRouteSettings? = nil,
                 split: [TrafficWeight]? = nil, service: String? = "default/web") async throws -> Int {
-        let port = try await freePort()
-        try await proxy.apply(ProxyConfiguration(listeners: [
-            ListenerConfiguration(
-                name: "web", address: "127.0.0.1", port: port, loadBalancer: policy,
-                backends: backends.map { BackendConfiguration(address: "127.0.0.1", port: $0.0.port, revision: $0.1) },
-                protocol: .http, http: http, split: split, service: service),
-        ]))
-        return port
+        // A port found free can be taken by a parallel test before the listener binds it; the proxy
+        // then refuses it (address already in use) and another one is tried.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let port = try await freePort()
+            do {
+                try await proxy.apply(ProxyConfiguration(listeners: [
+                    ListenerConfiguration(
+                        name: "web", address: "127.0.0.1", port: port, loadBalancer: policy,
+                        backends: backends.map { BackendConfiguration(address: "127.0.0.1", port: $0.0.port, revision: $0.1) },
+                        protocol: .http, http: http, split: split, service: service),
+                ]))
+                return port
+            } catch let error as ProxyConfigurationError where attempt < 5 && error.description.contains("address already in use") {
+                continue
+            }
+        }
     }
 
     func client(_ port: Int) async throws -> TestHTTPClient { try await TestHTTPClient(group: group, port: port) }

@@ -41,6 +41,7 @@ struct ProtocolSnifferTests {
         try c.client.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: svc\r\n\r\n"))
         #expect(!c.has(ProtocolSniffer.self))
         #expect(c.has(HTTPProxyHandler.self))
+        c.loop.run()  // the end of the loop's turn, when the request is flushed
         var sent = try #require(try c.upstreams.channels.first?.readOutbound(as: ByteBuffer.self))
         #expect(sent.readString(length: sent.readableBytes)?.hasPrefix("GET /a HTTP/1.1\r\n") == true)
         #expect(c.runtime.activeConnections == 1)

@@ -235,6 +235,26 @@ struct SocketTests {
         }
     }
 
+    @Test func aSecondProxyCannotShareAListenersPort() async throws {
+        // The acceptors use SO_REUSEPORT; without a check, another proxy of the same user would join
+        // the port's group and get half of the connections.
+        try await SocketFixture.run { f in
+            let backend = try await f.startBackend("first")
+            defer { backend.channel.close(promise: nil) }
+            let port = try await f.freePort()
+            try await f.proxy.apply(ProxyConfiguration(listeners: [f.listener("a", port: port, backends: [backend.port])]))
+            try await SocketFixture.run { other in
+                do {
+                    try await other.proxy.apply(ProxyConfiguration(listeners: [other.listener("b", port: port, backends: [backend.port])]))
+                    Issue.record("a second proxy bound 127.0.0.1:\(port) too")
+                } catch let error as ProxyConfigurationError {
+                    #expect(error.description.contains("cannot listen on 127.0.0.1:\(port): address already in use"), "\(error)")
+                }
+            }
+            for i in 0..<20 { #expect(try await f.exchange(port, "\(i)") == "first|\(i)") }
+        }
+    }
+
     @Test func backendChangesApplyToNewConnections() async throws {
         try await SocketFixture.run { f in
             let one = try await f.startBackend("one")

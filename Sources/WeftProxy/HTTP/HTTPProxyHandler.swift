@@ -220,7 +220,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
     /// No request is in progress: closes a half-closed client's connection, or reads on.
     private func betweenRequests(context: ChannelHandlerContext) {
         if inputClosed, inbound == nil {
-            context.close(promise: nil)
+            closeWhenSent(context)
         } else if pendingRead {
             pendingRead = false
             context.read()
@@ -301,7 +301,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
         if case ChannelEvent.inputClosed = event {
             inputClosed = true
             // Between requests (a partial head can no longer be completed) the connection is done.
-            if case .idle = phase { context.close(promise: nil) }
+            if case .idle = phase { closeWhenSent(context) }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -435,13 +435,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
 
     /// Sends the request on `upstream`: the head, then what the client sent of the body so far.
     private func attach(_ upstream: UpstreamConnection) {
-        guard let context, let settings, let head else { return }
+        guard let context, let settings, let head, let pool else { return }
         self.upstream = upstream
         upstream.delegate = self
         upstream.expectResponse(to: method, upgrade: upgrading)
         phase = .awaitingResponse
         if held.isEmpty {
-            upstream.writeAndFlush(head)
+            upstream.writeAndFlushAtEndOfTurn(head, pool.flushes)
         } else {
             upstream.write(head)
             for body in held {
@@ -543,20 +543,28 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             inbound = nil
             idleTimer?.cancel()
             runtime.closed(connection: connection, backend: nil, failed: false, bytesIn: 0, bytesOut: 0)
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(last ?? ByteBuffer()), promise: promise)
-            promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            if let last { context.write(wrapOutboundOut(last), promise: nil) }
+            closeWhenSent(context)
         } else {
             phase = .idle
             requestState = .head(resume: 0)
-            if let last {
-                context.writeAndFlush(wrapOutboundOut(last), promise: nil)
+            if let last { context.write(wrapOutboundOut(last), promise: nil) }
+            if let pool {
+                pool.flushes.add(context)
             } else {
                 context.flush()
             }
             // Within `handleInbound`, its loop goes on with the next request.
             if !handlingInbound { handleInbound(context: context) }
         }
+    }
+
+    /// Closes the client's connection once what was written to it has been sent (a flush may be
+    /// waiting for the end of the loop's turn, and a close would drop unsent bytes).
+    private func closeWhenSent(_ context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
+        promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     // MARK: - Upstream side (UpstreamDelegate)
@@ -675,7 +683,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, UpstreamDelegate {
             self.backend = nil
             _ = runtime.attemptFinished(
                 backend, outcome: .response(status: responseStatus, latency: responseLatency), isRetry: attemptIsRetry)
-            context?.close(promise: nil)
+            if let context { closeWhenSent(context) }
         case .idle, .connecting, .closed:
             break
         }

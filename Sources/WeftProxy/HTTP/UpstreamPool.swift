@@ -22,6 +22,8 @@ final class UpstreamPool {
     static let idleTimeout = TimeAmount.seconds(30)
 
     let loop: any EventLoop
+    /// Flushes of this loop's client and upstream connections, done at the end of the loop's turn.
+    let flushes: FlushBatch
     private let runtime: ListenerRuntime
     private var idle: [UpstreamKey: [UpstreamConnection]] = [:]
     private var open: [ObjectIdentifier: UpstreamConnection] = [:]
@@ -39,6 +41,7 @@ final class UpstreamPool {
 
     init(loop: any EventLoop, runtime: ListenerRuntime) {
         self.loop = loop
+        flushes = FlushBatch(loop: loop)
         self.runtime = runtime
     }
 
@@ -229,8 +232,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context?.flush()
     }
 
-    func writeAndFlush(_ bytes: ByteBuffer) {
-        context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    /// Writes `bytes` and flushes them at the end of the loop's turn (`FlushBatch`).
+    func writeAndFlushAtEndOfTurn(_ bytes: ByteBuffer, _ flushes: FlushBatch) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        flushes.add(context)
     }
 
     /// The delegate's client became writable again: passes on a read held for backpressure.
