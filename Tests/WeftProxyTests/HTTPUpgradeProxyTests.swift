@@ -261,7 +261,7 @@ struct HTTPUpgradeProxyTests {
 
     /// The listener's counters once `done` holds for them (connections are released asynchronously).
     private func settled(_ f: HTTPFixture, _ done: (ListenerCounters) -> Bool) async throws -> ListenerCounters {
-        for _ in 0..<200 {
+        for _ in 0..<1000 {
             if let counters = f.proxy.counters().first, done(counters) { return counters }
             try await Task.sleep(for: .milliseconds(10))
         }
