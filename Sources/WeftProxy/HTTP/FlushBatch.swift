@@ -18,17 +18,20 @@ final class FlushBatch {
         self.loop = loop
     }
 
+    /// Made once, so scheduling it allocates no closure per turn.
+    private lazy var flushAll: () -> Void = { [unowned self] in
+        scheduled = false
+        swap(&pending, &spare)
+        for context in spare { context.flush() }
+        spare.removeAll(keepingCapacity: true)
+    }
+
     /// Flushes `context` at the end of this turn (a connection may be added more than once).
     func add(_ context: ChannelHandlerContext) {
         pending.append(context)
         guard !scheduled else { return }
         scheduled = true
-        loop.assumeIsolated().execute { [self] in
-            scheduled = false
-            swap(&pending, &spare)
-            for context in spare { context.flush() }
-            spare.removeAll(keepingCapacity: true)
-        }
+        loop.assumeIsolated().execute(flushAll)
     }
 }
 

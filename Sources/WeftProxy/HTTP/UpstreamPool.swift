@@ -178,7 +178,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     let key: UpstreamKey
     let channel: any Channel
-    private weak var pool: UpstreamPool?
+    /// Strong until the connection closes (the pool holds open connections too; the cycle ends then).
+    /// Not weak: a weak reference gives the pool a side table, and every retain of it on the request
+    /// path would take the runtime's slow path.
+    private var pool: UpstreamPool?
     private var context: ChannelHandlerContext?
     /// The exchange using the connection. Held strongly (no weak load per event); the exchange lets go
     /// when its attempt ends, and the connection when it closes.
@@ -385,6 +388,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         endCloseDelimitedResponse()
         isClosed = true
         pool?.closed(self)
+        pool = nil
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed()
