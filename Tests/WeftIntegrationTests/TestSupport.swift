@@ -312,7 +312,7 @@ func withWeftDemo<Result>(
         fullEnvironment[name] = nil
     }
     fullEnvironment["BIND"] = "127.0.0.1"
-    fullEnvironment["PORT"] = String(try freeLoopbackPort())
+    fullEnvironment["PORT"] = "0"  // weft-demo binds a port the kernel picks and prints it
     fullEnvironment.merge(environment) { _, new in new }
     return try await withChildProcess(
         try WeftBuild.executable("weft-demo"), environment: fullEnvironment, inheritEnvironment: false
