@@ -230,7 +230,7 @@ final class NetnsCluster: @unchecked Sendable {
     func killHost(_ host: Int) async throws {
         let result = try await script(["kill", prefix, String(host)])
         guard result.exit == .exited(0) else { throw TestSupportError(description: "hosts.sh kill failed: \(result)") }
-        if let agent = agent(host) { _ = try await agent.waitForExit(timeout: .seconds(10)) }
+        if let agent = agent(host) { _ = try await agent.waitForExit(timeout: .seconds(30)) }
     }
 
     /// Unplugs `host` from the switch: nothing reaches it or leaves it, its processes keep running.
