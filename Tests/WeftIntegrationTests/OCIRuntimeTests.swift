@@ -279,7 +279,8 @@ struct OCIRuntimeTests {
             for host in cluster.nodeHosts {
                 let agent = try #require(cluster.agent(host))
                 agent.send(SIGTERM)
-                _ = try await agent.waitForExit(timeout: .seconds(30))
+                // It stops each container (SIGTERM, then runc delete): slow on a loaded machine.
+                _ = try await agent.waitForExit(timeout: .seconds(60))
                 let runcRoot = cluster.agentDirectory(host).appendingPathComponent("oci/runc").path
                 let left = try await cluster.run(on: host, OCISupport.runc!, ["--root", runcRoot, "list", "-q"])
                 #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "containers left on host\(host): \(left)")
