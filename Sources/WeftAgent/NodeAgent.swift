@@ -102,7 +102,7 @@ public struct NodeAgent: ServiceLifecycle.Service {
             group.cancelAll()
         }
         await supervisor.stopAll()
-        oci?.tearDownNode()
+        await oci?.tearDownNode()
         await identities?.stop()
         logger.info("agent stopped its replicas")
         await inbound?.shutdown()

@@ -63,9 +63,19 @@ final class OCIDriver: Sendable {
     }
 
     /// Removes this node's cgroup, and `/weft` when no other node's remains (agent shutdown, after every
-    /// replica stopped).
-    func tearDownNode() {
-        let failed = ReplicaCgroup.remove(path: cgroupParent, version: cgroupVersion)
+    /// replica stopped). A cgroup whose last task is still exiting cannot be removed yet (EBUSY): tried
+    /// again for up to 5 s.
+    func tearDownNode() async {
+        var failed = ReplicaCgroup.remove(path: cgroupParent, version: cgroupVersion)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !failed.isEmpty, ContinuousClock.now < deadline {
+            do {
+                try await Task.sleep(for: .milliseconds(50))
+            } catch {
+                usleep(50_000)  // shutting down in a cancelled task: still wait, never spin
+            }
+            failed = ReplicaCgroup.remove(path: cgroupParent, version: cgroupVersion)
+        }
         if !failed.isEmpty {
             logger.warning("cannot remove the node's cgroups", metadata: ["cgroups": "\(failed)"])
         }

@@ -461,7 +461,12 @@ struct HTTPProxyTests {
                 await client.close()
                 return response
             }()
-            try await Task.sleep(for: .milliseconds(100))
+            // Once the request is on its way to the slow backend (not after a fixed sleep: a loaded
+            // machine may not have sent it yet), the backend is replaced.
+            let sent = ContinuousClock.now
+            while f.proxy.counters().first?.backends.first?.connectionsActive != 1, ContinuousClock.now - sent < .seconds(10) {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             try await f.proxy.apply(ProxyConfiguration(listeners: [
                 ListenerConfiguration(name: "web", address: "127.0.0.1", port: port,
                                       backends: [BackendConfiguration(address: "127.0.0.1", port: fast.port)], protocol: .http),
