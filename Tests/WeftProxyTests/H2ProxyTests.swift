@@ -139,9 +139,15 @@ struct H2TestClient: Sendable {
 
     func send(path: String = "/", headers: [(String, String)] = [], body: [String] = [], trailers: [(String, String)]? = nil) async throws -> H2Response {
         let promise = channel.eventLoop.makePromise(of: H2Response.self)
-        let stream = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(H2ResponseCollector(promise: promise)) }
-        }.get()
+        let stream: any Channel
+        do {
+            stream = try await multiplexer.createStreamChannel { stream in
+                stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(H2ResponseCollector(promise: promise)) }
+            }.get()
+        } catch {
+            promise.fail(error)  // no stream, no collector: the promise must not leak
+            throw error
+        }
         let head = HPACKHeaders([(":method", "POST"), (":path", path), (":scheme", "http"), (":authority", "web.test")] + headers)
         stream.write(HTTP2Frame.FramePayload.headers(.init(headers: head, endStream: body.isEmpty && trailers == nil)), promise: nil)
         for (i, part) in body.enumerated() {
@@ -344,19 +350,19 @@ struct H2ProxyTests {
             try await f.proxy.apply(ProxyConfiguration(listeners: [
                 ListenerConfiguration(name: "idle", address: "127.0.0.1", port: port,
                                       backends: [BackendConfiguration(address: "127.0.0.1", port: a.port)],
-                                      idleTimeoutMs: 1000, protocol: .http),
+                                      idleTimeoutMs: 2000, protocol: .http),
             ]))
             let client = try await f.h2Client(port)
-            // Streams now and then keep it open past the timeout (1 s: a 100 ms sleep may overshoot on
+            // Streams now and then keep it open past the timeout (2 s: a 100 ms sleep may overshoot on
             // a loaded machine, not by that much)...
-            for _ in 0..<14 {
+            for _ in 0..<25 {
                 #expect(try await client.send(body: ["x"]).status == "200")
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
             #expect(client.channel.isActive)
             // ... and without any it closes (within a few timeouts, however loaded the machine).
             let quiet = ContinuousClock.now
-            while client.channel.isActive, ContinuousClock.now - quiet < .seconds(5) {
+            while client.channel.isActive, ContinuousClock.now - quiet < .seconds(10) {
                 try await Task.sleep(nanoseconds: 50_000_000)
             }
             #expect(!client.channel.isActive)
